@@ -1,0 +1,134 @@
+#pragma once
+// The public, differentiable ops. Each family lives in autograd/ops/<stem>.cpp with its
+// checks, device dispatch and backward node (DESIGN.md, "the op rule").
+#include <optional>
+
+#include "tensor/tensor.h"
+
+namespace ember {
+
+// ---- copies and casts (autograd/ops/copy.cpp); Tensor::contiguous/clone/to are here too
+
+// ---- elementwise unary (autograd/ops/unary.cpp)
+Tensor neg(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor gelu(const Tensor& x);  // exact (erf) form, as PyTorch's default
+Tensor square(const Tensor& x);
+Tensor reciprocal(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max);
+Tensor relu_(Tensor& x);  // in place
+
+// ---- elementwise binary with NumPy broadcasting (autograd/ops/binary.cpp)
+Tensor add(const Tensor& a, const Tensor& b, double alpha = 1.0);  // a + alpha * b
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double b);
+Tensor sub(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor div(const Tensor& a, double b);
+Tensor pow(const Tensor& a, double exponent);
+Tensor rsub(const Tensor& a, double b);  // b - a
+// Comparisons give bool tensors and are not differentiable.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, double b);
+Tensor ne(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+Tensor le(const Tensor& a, double b);
+Tensor gt(const Tensor& a, double b);
+Tensor ge(const Tensor& a, double b);
+/// cond ? a : b, broadcasting all three (cond is bool).
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+/// The shape two shapes broadcast to; throws with both shapes when they cannot.
+Shape broadcast_shapes(const Shape& a, const Shape& b);
+
+Tensor operator-(const Tensor& x);
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+// ---- reductions (autograd/ops/reduce.cpp). Empty `dims` = all dims.
+Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor max(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor min(const Tensor& x, const Shape& dims = {}, bool keepdim = false);
+Tensor argmax(const Tensor& x, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+Tensor argmin(const Tensor& x, std::optional<int64_t> dim = std::nullopt, bool keepdim = false);
+/// Variance with Bessel's correction by default (correction = 1), as PyTorch.
+Tensor var(const Tensor& x, const Shape& dims = {}, int64_t correction = 1, bool keepdim = false);
+Tensor std(const Tensor& x, const Shape& dims = {}, int64_t correction = 1, bool keepdim = false);
+Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim = false);
+
+// ---- matmul (autograd/ops/matmul.cpp)
+/// NumPy/PyTorch matmul: 1-D and 2-D operands, batched with broadcast batch dims.
+Tensor matmul(const Tensor& a, const Tensor& b);
+Tensor mm(const Tensor& a, const Tensor& b);   // (n,k) @ (k,m)
+Tensor bmm(const Tensor& a, const Tensor& b);  // (B,n,k) @ (B,k,m)
+/// x @ w^T + b as one op: x (..., in), w (out, in), b (out) or undefined.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
+
+// ---- shape ops (autograd/ops/shape.cpp); views share storage
+Tensor view(const Tensor& x, const Shape& shape);  // one dim may be -1
+Tensor reshape(const Tensor& x, const Shape& shape);
+Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+Tensor squeeze(const Tensor& x, std::optional<int64_t> dim = std::nullopt);
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor transpose(const Tensor& x, int64_t d0, int64_t d1);
+Tensor permute(const Tensor& x, const Shape& dims);
+Tensor expand(const Tensor& x, const Shape& shape);  // -1 keeps a dim
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
+/// x[start:end:step] along dim (end clipped; negative start/end count from the end).
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor select(const Tensor& x, int64_t dim, int64_t index);
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+Tensor cat(const TensorList& xs, int64_t dim = 0);
+Tensor stack(const TensorList& xs, int64_t dim = 0);
+TensorList split(const Tensor& x, int64_t split_size, int64_t dim = 0);
+TensorList chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
+/// Constant padding; `pad` lists (before, after) pairs starting from the last dim, as
+/// torch.nn.functional.pad.
+Tensor pad(const Tensor& x, const Shape& pad, double value = 0.0);
+
+// ---- losses and activations along a dim (autograd/ops/softmax.cpp, loss.cpp)
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+enum class Reduction { none, mean, sum };
+/// Fused log-softmax + NLL. logits (N, C) or (N, C, d...), labels (N) or (N, d...) of i64/i32.
+Tensor cross_entropy(const Tensor& logits, const Tensor& labels,
+                     Reduction reduction = Reduction::mean, double label_smoothing = 0.0,
+                     int64_t ignore_index = -100);
+Tensor nll_loss(const Tensor& log_probs, const Tensor& labels,
+                Reduction reduction = Reduction::mean, int64_t ignore_index = -100);
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
+/// Zeroes elements with probability p and scales the rest by 1/(1-p) when `train`.
+Tensor dropout(const Tensor& x, double p, bool train);
+
+}  // namespace ember

@@ -1,0 +1,26 @@
+#pragma once
+// What the CUDA runtime offers, asked safely: zero devices when there is no GPU or driver.
+#include <cstdint>
+#include <string>
+
+#include "tensor/allocator.h"
+
+namespace ember::cuda {
+
+/// Number of usable GPUs; 0 in a build without CUDA or on a machine without GPU/driver.
+int device_count();
+bool is_available();
+/// The device's name, e.g. "NVIDIA H100 80GB HBM3"; throws when it does not exist.
+std::string device_name(int index);
+/// Waits for all work queued on the device's current stream.
+void synchronize(int index = 0);
+/// Allocator statistics of the caching allocator for one device.
+MemoryStats memory_stats(int index = 0);
+void reset_peak_memory_stats(int index = 0);
+/// Returns cached, unused blocks to the driver.
+void empty_cache(int index = 0);
+/// TF32 for f32 GEMMs on Ampere+ (off by default, like PyTorch's matmul default).
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
+}  // namespace ember::cuda

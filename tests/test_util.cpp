@@ -1,0 +1,45 @@
+#include "test_util.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+namespace ember::test {
+
+::testing::AssertionResult all_close(const Tensor& a, const Tensor& b, double rtol, double atol) {
+  if (a.shape() != b.shape()) {
+    return ::testing::AssertionFailure() << "shape " << a.shape_str() << " vs " << b.shape_str();
+  }
+  std::vector<double> va = a.to_vector<double>(), vb = b.to_vector<double>();
+  int bad = 0;
+  std::ostringstream os;
+  double worst = 0;
+  for (size_t i = 0; i < va.size(); ++i) {
+    bool both_nan = std::isnan(va[i]) && std::isnan(vb[i]);
+    bool same_inf = std::isinf(va[i]) && va[i] == vb[i];
+    double err = std::fabs(va[i] - vb[i]);
+    if (both_nan || same_inf) continue;
+    if (!(err <= atol + rtol * std::fabs(vb[i]))) {
+      if (bad < 5) os << "\n  [" << i << "] " << va[i] << " vs " << vb[i];
+      ++bad;
+      worst = std::max(worst, err);
+    }
+  }
+  if (bad == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << bad << " of " << va.size()
+                                       << " elements differ (worst abs err " << worst << ")"
+                                       << os.str();
+}
+
+std::vector<Device> devices() {
+  std::vector<Device> d{kCPU};
+  if (cuda::is_available()) d.emplace_back(DeviceType::cuda, 0);
+  return d;
+}
+
+std::string shared_data_dir() {
+  if (const char* e = std::getenv("EMBER_DATA_DIR")) return e;
+  return EMBER_SHARED_DATA;
+}
+
+}  // namespace ember::test

@@ -1,0 +1,30 @@
+#pragma once
+// Helpers shared by the tests: comparisons with tolerances, device lists, data paths.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "ember.h"
+
+namespace ember::test {
+
+/// |a - b| <= atol + rtol * |b| elementwise (b is the reference); shapes must match.
+::testing::AssertionResult all_close(const Tensor& a, const Tensor& b, double rtol = 1e-5,
+                                     double atol = 1e-8);
+
+/// Every device this machine can run: cpu, plus cuda:0 when a GPU is present.
+std::vector<Device> devices();
+
+/// Skips the current test (visibly) unless a CUDA device is present.
+#define EMBER_REQUIRE_GPU()                                                                  \
+  do {                                                                                       \
+    if (!::ember::cuda::is_available())                                                      \
+      GTEST_SKIP() << (EMBER_WITH_CUDA ? "no CUDA device on this machine"                    \
+                                       : "ember was built without CUDA");                  \
+  } while (0)
+
+/// ../shared/data (or $EMBER_DATA_DIR when set).
+std::string shared_data_dir();
+
+}  // namespace ember::test
