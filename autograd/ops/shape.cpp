@@ -455,7 +455,8 @@ TensorList chunk(const Tensor& x, int64_t chunks, int64_t dim) {
   EMBER_CHECK(chunks > 0, "chunk: the number of chunks must be positive, got ", chunks);
   EMBER_CHECK(x.dim() > 0, "chunk: cannot chunk a 0-d tensor");
   int64_t d = wrap_dim(dim, x.dim(), "chunk");
-  // As PyTorch: pieces of ceil(size / chunks), so fewer than `chunks` may come back.
+  // As PyTorch: pieces of ceil(size / chunks), so fewer than `chunks` may come back (one
+  // empty piece for an empty dim).
   return split(x, ceil_div(x.shape()[size_t(d)], chunks), d);
 }
 
