@@ -3,19 +3,12 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include <algorithm>
-
-#include "kernels/cuda/check.h"
+#include "kernels/cuda/launch.h"
 #include "kernels/index.h"
 
 namespace ember::cuda {
 
 namespace {
-constexpr int kThreads = 256;
-constexpr int64_t kMaxBlocks = 65535;
-
-int blocks_for(int64_t n) { return int(std::min<int64_t>(ceil_div(n, kThreads), kMaxBlocks)); }
-
 template <class F>
 void dispatch_index(DType index_dtype, F&& f) {
   switch (index_dtype) {
@@ -80,7 +73,7 @@ void gather(DType dtype, const void* src, const StridedLayout& src_l, int64_t di
   dispatch_index(index_dtype, [&](auto* tag) {
     using I = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     EMBER_DISPATCH_ALL(dtype, "gather", [&] {
-      gather_kernel<scalar_t, I><<<blocks_for(n), kThreads, 0, stream>>>(
+      gather_kernel<scalar_t, I><<<grid_for(n), kThreads, 0, stream>>>(
           static_cast<const scalar_t*>(src), src_l, dim_stride, static_cast<const I*>(index),
           idx_l, static_cast<scalar_t*>(out), out_l, n);
       EMBER_CUDA_CHECK_LAUNCH();
@@ -95,7 +88,7 @@ void scatter_add(DType dtype, void* dst, const StridedLayout& dst_l, int64_t dim
   dispatch_index(index_dtype, [&](auto* tag) {
     using I = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     EMBER_DISPATCH_FLOAT(dtype, "scatter_add", [&] {
-      scatter_add_kernel<scalar_t, I><<<blocks_for(n), kThreads, 0, stream>>>(
+      scatter_add_kernel<scalar_t, I><<<grid_for(n), kThreads, 0, stream>>>(
           static_cast<scalar_t*>(dst), dst_l, dim_stride, static_cast<const I*>(index), idx_l,
           static_cast<const scalar_t*>(src), src_l, n);
       EMBER_CUDA_CHECK_LAUNCH();
@@ -112,7 +105,7 @@ int64_t find_bad_index(DType index_dtype, const void* index, const StridedLayout
     using I = std::remove_cv_t<std::remove_pointer_t<decltype(tag)>>;
     auto* first = reinterpret_cast<unsigned long long*>(scratch);
     EMBER_CUDA_CHECK(cudaMemsetAsync(first, 0xff, sizeof(unsigned long long), stream));
-    find_bad_index_kernel<I><<<blocks_for(n), kThreads, 0, stream>>>(
+    find_bad_index_kernel<I><<<grid_for(n), kThreads, 0, stream>>>(
         static_cast<const I*>(index), idx_l, n, limit, first);
     EMBER_CUDA_CHECK_LAUNCH();
     unsigned long long host_first = 0;
