@@ -2,21 +2,13 @@
 // softmax / log_softmax along one dim. A contiguous tensor is viewed as (outer, C, inner):
 // row (o, i) holds the C elements o*C*inner + c*inner + i. Max-subtracted for stability;
 // f16/bf16 compute in f32.
-#include <cmath>
 #include <cstdint>
 
+#include "kernels/math.h"
 #include "tensor/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
-
-namespace ember {
-// exp/log in the accumulation type, the same calls on host and device.
-EMBER_HD float acc_exp(float x) { return ::expf(x); }
-EMBER_HD double acc_exp(double x) { return ::exp(x); }
-EMBER_HD float acc_log(float x) { return ::logf(x); }
-EMBER_HD double acc_log(double x) { return ::log(x); }
-}  // namespace ember
 
 namespace ember::cpu {
 /// y = softmax(x) (or log_softmax when `log`) over C.

@@ -51,10 +51,10 @@ void cross_entropy_fwd(DType dtype, const void* logits, const int64_t* labels, v
         A se = 0, sx = 0;
         for (int64_t c = 0; c < s.C; ++c) {
           A v = A(xr[c * s.inner]);
-          se += acc_exp(v - mx);
+          se += math::exp(v - mx);
           sx += v;
         }
-        A l = mx + acc_log(se);
+        A l = mx + math::log(se);
         ls[r] = l;
         lo[r] = l - (A(1) - eps) * A(xr[y * s.inner]) - eps * sx / C;
         va[r] = 1;
@@ -83,7 +83,7 @@ void cross_entropy_bwd(DType dtype, const void* logits, const int64_t* labels, c
         A gr = live ? gp[r * g_stride] : A(0);
         for (int64_t c = 0; c < s.C; ++c) {
           int64_t k = base + c * s.inner;
-          A v = live ? acc_exp(A(x[k]) - ls[r]) - off - (c == y ? A(1) - eps : A(0)) : A(0);
+          A v = live ? math::exp(A(x[k]) - ls[r]) - off - (c == y ? A(1) - eps : A(0)) : A(0);
           out[k] = T(v * gr);
         }
       }

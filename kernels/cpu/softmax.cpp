@@ -20,13 +20,13 @@ void fwd_slice(const T* x, T* y, int64_t C, int64_t inner, bool log) {
     A mx = -std::numeric_limits<A>::infinity();
     for (int64_t c = 0; c < C; ++c) mx = std::max(mx, A(x[c]));
     A sum = 0;
-    for (int64_t c = 0; c < C; ++c) sum += acc_exp(A(x[c]) - mx);
+    for (int64_t c = 0; c < C; ++c) sum += math::exp(A(x[c]) - mx);
     if (log) {
-      A lse = mx + acc_log(sum);
+      A lse = mx + math::log(sum);
       for (int64_t c = 0; c < C; ++c) y[c] = T(A(x[c]) - lse);
     } else {
       A inv = A(1) / sum;
-      for (int64_t c = 0; c < C; ++c) y[c] = T(acc_exp(A(x[c]) - mx) * inv);
+      for (int64_t c = 0; c < C; ++c) y[c] = T(math::exp(A(x[c]) - mx) * inv);
     }
     return;
   }
@@ -34,11 +34,11 @@ void fwd_slice(const T* x, T* y, int64_t C, int64_t inner, bool log) {
   for (int64_t c = 0; c < C; ++c)
     for (int64_t i = 0; i < inner; ++i) mx[size_t(i)] = std::max(mx[size_t(i)], A(x[c * inner + i]));
   for (int64_t c = 0; c < C; ++c)
-    for (int64_t i = 0; i < inner; ++i) sum[size_t(i)] += acc_exp(A(x[c * inner + i]) - mx[size_t(i)]);
+    for (int64_t i = 0; i < inner; ++i) sum[size_t(i)] += math::exp(A(x[c * inner + i]) - mx[size_t(i)]);
   for (int64_t i = 0; i < inner; ++i) {
     // Turn (max, sum) into what the write pass subtracts/multiplies.
     if (log) {
-      mx[size_t(i)] += acc_log(sum[size_t(i)]);
+      mx[size_t(i)] += math::log(sum[size_t(i)]);
     } else {
       sum[size_t(i)] = A(1) / sum[size_t(i)];
     }
@@ -46,7 +46,7 @@ void fwd_slice(const T* x, T* y, int64_t C, int64_t inner, bool log) {
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t i = 0; i < inner; ++i) {
       A v = A(x[c * inner + i]) - mx[size_t(i)];
-      y[c * inner + i] = log ? T(v) : T(acc_exp(v) * sum[size_t(i)]);
+      y[c * inner + i] = log ? T(v) : T(math::exp(v) * sum[size_t(i)]);
     }
   }
 }
@@ -65,7 +65,7 @@ void bwd_slice(const T* y, const T* g, T* gx, int64_t C, int64_t inner, bool log
     for (int64_t i = 0; i < inner; ++i) {
       int64_t k = c * inner + i;
       A yv = A(y[k]), gv = A(g[k]);
-      gx[k] = log ? T(gv - acc_exp(yv) * dot[size_t(i)]) : T(yv * (gv - dot[size_t(i)]));
+      gx[k] = log ? T(gv - math::exp(yv) * dot[size_t(i)]) : T(yv * (gv - dot[size_t(i)]));
     }
 }
 

@@ -52,13 +52,13 @@ __global__ void ce_fwd_rows(const T* __restrict__ x, const int64_t* __restrict__
   A se = 0, sx = 0;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     A v = A(xr[c]);
-    se += acc_exp(v - mx);
+    se += math::exp(v - mx);
     sx += v;
   }
   se = row_reduce(se, SumOp(), A(0));
   sx = row_reduce(sx, SumOp(), A(0));
   if (threadIdx.x == 0) {
-    A l = mx + acc_log(se);
+    A l = mx + math::log(se);
     lse[r] = l;
     loss[r] = ce_row_loss(l, A(xr[y]), sx, eps, A(C));
     valid[r] = 1;
@@ -89,10 +89,10 @@ __global__ void ce_fwd_cols(const T* __restrict__ x, const int64_t* __restrict__
   A se = 0, sx = 0;
   for (int64_t c = 0; c < C; ++c) {
     A v = A(xr[c * inner]);
-    se += acc_exp(v - mx);
+    se += math::exp(v - mx);
     sx += v;
   }
-  A l = mx + acc_log(se);
+  A l = mx + math::log(se);
   lse[r] = l;
   loss[r] = ce_row_loss(l, A(xr[y * inner]), sx, eps, A(C));
   valid[r] = 1;
@@ -112,7 +112,7 @@ __global__ void ce_bwd(const T* __restrict__ x, const int64_t* __restrict__ labe
     bool live = y != ignore_index && y >= 0 && y < C;
     A v = 0;
     if (live) {
-      v = acc_exp(A(x[k]) - lse[r]) - eps / A(C) - (c == y ? A(1) - eps : A(0));
+      v = math::exp(A(x[k]) - lse[r]) - eps / A(C) - (c == y ? A(1) - eps : A(0));
       v *= g[r * g_stride];
     }
     gx[k] = T(v);

@@ -29,14 +29,14 @@ __global__ void softmax_fwd_rows(const T* __restrict__ x, T* __restrict__ y, int
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) mx = MaxOp()(mx, A(xr[c]));
   mx = row_reduce(mx, MaxOp(), -std::numeric_limits<A>::infinity());
   A sum = 0;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) sum += acc_exp(A(xr[c]) - mx);
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) sum += math::exp(A(xr[c]) - mx);
   sum = row_reduce(sum, SumOp(), A(0));
   if (log) {
-    A lse = mx + acc_log(sum);
+    A lse = mx + math::log(sum);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] = T(A(xr[c]) - lse);
   } else {
     A inv = A(1) / sum;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] = T(acc_exp(A(xr[c]) - mx) * inv);
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] = T(math::exp(A(xr[c]) - mx) * inv);
   }
 }
 
@@ -54,7 +54,7 @@ __global__ void softmax_bwd_rows(const T* __restrict__ y, const T* __restrict__ 
   dot = row_reduce(dot, SumOp(), A(0));
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     A yv = A(yr[c]), gv = A(gr[c]);
-    gxr[c] = log ? T(gv - acc_exp(yv) * dot) : T(yv * (gv - dot));
+    gxr[c] = log ? T(gv - math::exp(yv) * dot) : T(yv * (gv - dot));
   }
 }
 
@@ -70,14 +70,14 @@ __global__ void softmax_fwd_cols(const T* __restrict__ x, T* __restrict__ y, int
   A mx = -std::numeric_limits<A>::infinity();
   for (int64_t c = 0; c < C; ++c) mx = MaxOp()(mx, A(x[base + c * inner]));
   A sum = 0;
-  for (int64_t c = 0; c < C; ++c) sum += acc_exp(A(x[base + c * inner]) - mx);
+  for (int64_t c = 0; c < C; ++c) sum += math::exp(A(x[base + c * inner]) - mx);
   if (log) {
-    A lse = mx + acc_log(sum);
+    A lse = mx + math::log(sum);
     for (int64_t c = 0; c < C; ++c) y[base + c * inner] = T(A(x[base + c * inner]) - lse);
   } else {
     A inv = A(1) / sum;
     for (int64_t c = 0; c < C; ++c)
-      y[base + c * inner] = T(acc_exp(A(x[base + c * inner]) - mx) * inv);
+      y[base + c * inner] = T(math::exp(A(x[base + c * inner]) - mx) * inv);
   }
 }
 
@@ -97,7 +97,7 @@ __global__ void softmax_bwd_cols(const T* __restrict__ y, const T* __restrict__ 
   for (int64_t c = 0; c < C; ++c) {
     int64_t k = base + c * inner;
     A yv = A(y[k]), gv = A(g[k]);
-    gx[k] = log ? T(gv - acc_exp(yv) * dot) : T(yv * (gv - dot));
+    gx[k] = log ? T(gv - math::exp(yv) * dot) : T(yv * (gv - dot));
   }
 }
 
