@@ -12,6 +12,7 @@ namespace {
 using test::all_close;
 
 Tensor randn64(const Shape& s) { return randn(s, {.dtype = DType::f64}); }
+Tensor f64v(const std::vector<double>& v, const Shape& s) { return from_vector(v, s, {.dtype = DType::f64}); }
 
 // The (c, r) transpose of the last two dims as a view (no copy).
 Tensor tview(const Tensor& t) {
@@ -82,7 +83,7 @@ TEST(Matmul, TwoDimF64AndF32) {
   expect_matmul(randn64({5, 7}), randn64({7, 3}));
   expect_matmul(randn({5, 7}), randn({7, 3}), 1e-5, 1e-5);
   // Hand-computed: [[1,2],[3,4]] @ [[5,6],[7,8]] = [[19,22],[43,50]].
-  Tensor a = from_vector<double>({1, 2, 3, 4}, {2, 2}), b = from_vector<double>({5, 6, 7, 8}, {2, 2});
+  Tensor a = f64v({1, 2, 3, 4}, {2, 2}), b = f64v({5, 6, 7, 8}, {2, 2});
   EXPECT_EQ(mm(a, b).to_vector<double>(), (std::vector<double>{19, 22, 43, 50}));
 }
 
@@ -130,7 +131,7 @@ TEST(Matmul, OneDimensionalOperands) {
   EXPECT_EQ(matmul(randn64({2, 4, 6}), v).shape(), (Shape{2, 4}));
   EXPECT_EQ(matmul(v, randn64({2, 6, 3})).shape(), (Shape{2, 3}));
   // Hand-computed dot product.
-  EXPECT_DOUBLE_EQ(matmul(from_vector<double>({1, 2, 3}), from_vector<double>({4, 5, 6})).item(), 32.0);
+  EXPECT_DOUBLE_EQ(matmul(f64v({1, 2, 3}, {3}), f64v({4, 5, 6}, {3})).item(), 32.0);
 }
 
 TEST(Matmul, EveryFloatingDtype) {
@@ -293,8 +294,8 @@ TEST(MatmulGrad, MmBmmAndHandValues) {
   r = gradcheck([](const TensorList& in) { return mm(in[0], in[1]); }, {c, d});
   EXPECT_TRUE(r.ok) << r.message;
   // d(sum(a @ b))/da = ones @ b^T: for a (1, 2), b (2, 1) = [[3], [4]] that is [[3, 4]].
-  Tensor x = from_vector<double>({1, 2}, {1, 2}).requires_grad_();
-  Tensor y = from_vector<double>({3, 4}, {2, 1}).requires_grad_();
+  Tensor x = f64v({1, 2}, {1, 2}).requires_grad_();
+  Tensor y = f64v({3, 4}, {2, 1}).requires_grad_();
   sum(matmul(x, y)).backward();
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{3, 4}));
   EXPECT_EQ(y.grad().to_vector<double>(), (std::vector<double>{1, 2}));
