@@ -34,9 +34,9 @@ EMBER_HD double random_value(RandomKind kind, bool f64, int64_t i, uint64_t seed
     if (f64) {
       double u1 = 1.0 - philox_uniform_d(r.v[0], r.v[1]);  // (0, 1]
       double u2 = philox_uniform_d(r.v[2], r.v[3]);
-      double rad = sqrt(-2.0 * log(u1));
-      double z = (i % 2 == 0) ? rad * cos(6.283185307179586 * u2) : rad * sin(6.283185307179586 * u2);
-      return a + random_mul(b, z);
+      double rad = ::sqrt(-2.0 * ::log(u1));
+      double z = (i % 2 == 0) ? rad * ::cos(6.283185307179586 * u2) : rad * ::sin(6.283185307179586 * u2);
+      return a + b * z;
     }
     float u1 = 1.0f - philox_uniform_f(r.v[0]);
     float u2 = philox_uniform_f(r.v[1]);
