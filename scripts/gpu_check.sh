@@ -230,14 +230,14 @@ def human(arg):
             if v < 1024:
                 return f"{v} {unit}"
             v //= 1024
-    return arg
+    return arg.replace(":", " = ")
 
 print("| program | benchmark | device | size | time | GB/s | TFLOP/s |")
 print("| --- | --- | --- | --- | ---: | ---: | ---: |")
 for prog, op, dev, arg, t, unit, gbs, tfl in rows:
-    print(f"| {prog} | {op} | {dev} | {human(arg)} | {t:.1f} {unit} | "
-          f"{gbs:.1f} | {tfl:.2f} |" if tfl else
-          f"| {prog} | {op} | {dev} | {human(arg)} | {t:.1f} {unit} | {gbs:.1f} | |")
+    g = f"{gbs:.1f}" if gbs else ""
+    f = f"{tfl:.2f}" if tfl else ""
+    print(f"| {prog} | {op} | {dev} | {human(arg)} | {t:.1f} {unit} | {g} | {f} |")
 
 print("\n### Goals (issue 2)\n")
 big = 64 << 20
