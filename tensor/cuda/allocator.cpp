@@ -14,6 +14,7 @@
 // (a `record_stream(ptr, stream)` that records an event on that stream at free time, and a
 // pool that hands the block out again only after the event completed), or reuse could race
 // with the pending communication.
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -39,6 +40,22 @@ bool caching_enabled_from_env() {
               "`direct` (plain cudaMalloc/cudaFree per tensor, for compute-sanitizer)");
 }
 
+// Frees run from tensor destructors, also while an exception unwinds after a CUDA error and
+// at process exit: they must not throw. A failure (the sticky error of a faulted kernel, the
+// runtime already unloaded) is reported once and the memory left to the driver.
+void free_segment(void* p) {
+  cudaError_t e = cudaFree(p);
+  if (e == cudaSuccess) return;
+  cudaGetLastError();
+  static std::once_flag warned;
+  std::call_once(warned, [e] {
+    if (e != cudaErrorCudartUnloading) {
+      std::fprintf(stderr, "ember: cudaFree failed (%s: %s); leaving the memory to the driver\n",
+                   cudaGetErrorName(e), cudaGetErrorString(e));
+    }
+  });
+}
+
 class CudaAllocator final : public Allocator {
  public:
   explicit CudaAllocator(int device)
@@ -54,7 +71,7 @@ class CudaAllocator final : public Allocator {
               EMBER_CUDA_CHECK(e);
               return p;
             },
-            [](void* p) { EMBER_CUDA_CHECK(cudaFree(p)); },
+            free_segment,
             CachingPool::Options{
                 .caching = caching_enabled_from_env(),
                 .device = "cuda:" + std::to_string(device),
@@ -73,8 +90,21 @@ class CudaAllocator final : public Allocator {
     return pool_.allocate(nbytes);
   }
   void deallocate(void* p) override {
-    cuda::DeviceGuard g(device_);
+    if (pool_.caching()) {  // bookkeeping only: no CUDA call, nothing that can fail
+      pool_.deallocate(p);
+      return;
+    }
+    // Direct mode frees at once, on this device; never throws (see free_segment).
+    int prev = -1;
+    bool switched = false;
+    if (cudaGetDevice(&prev) != cudaSuccess) {
+      cudaGetLastError();
+    } else if (prev != device_) {
+      switched = cudaSetDevice(device_) == cudaSuccess;
+      if (!switched) cudaGetLastError();
+    }
     pool_.deallocate(p);
+    if (switched) cudaSetDevice(prev);
   }
   CachingPool& pool() { return pool_; }
 
