@@ -20,7 +20,7 @@ for arg in "$@"; do
     --no-bench) RUN_BENCH=0 ;;
     --no-sanitizer) RUN_SANITIZER=0 ;;
     --no-full-suite) RUN_FULL=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
