@@ -66,7 +66,7 @@ Tensor arange(double start, double end, double step, TensorOptions opt) {
   EMBER_CHECK((end - start) / step >= 0, "arange: the range [", start, ", ", end,
               ") is empty or points against step ", step);
   int64_t n = int64_t(std::ceil((end - start) / step));
-  std::vector<double> v(size_t(n));
+  std::vector<double> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[size_t(i)] = start + double(i) * step;
   return from_vector(v, {n}, opt);
 }
@@ -75,7 +75,7 @@ Tensor arange(int64_t end, TensorOptions opt) { return arange(0.0, double(end), 
 
 Tensor linspace(double start, double end, int64_t steps, TensorOptions opt) {
   EMBER_CHECK(steps >= 0, "linspace: steps must be >= 0, got ", steps);
-  std::vector<double> v(size_t(steps));
+  std::vector<double> v(static_cast<size_t>(steps));
   double step = steps > 1 ? (end - start) / double(steps - 1) : 0.0;
   for (int64_t i = 0; i < steps; ++i) {
     // Fill from both ends so the last value is exactly `end`, as PyTorch does.

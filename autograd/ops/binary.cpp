@@ -1,0 +1,315 @@
+// Elementwise binary ops with NumPy broadcasting and type promotion, where(), the in-place
+// forms and the operators; backward reduces broadcast dims with sum_to.
+#include <cmath>
+
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "kernels/binary.h"
+#include "tensor/layout.h"
+#if EMBER_WITH_CUDA
+#include "tensor/cuda/stream.h"
+#endif
+
+namespace ember {
+
+Shape broadcast_shapes(const Shape& a, const Shape& b) {
+  size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    EMBER_CHECK(da == db || da == 1 || db == 1, "shapes ", shape_str(a), " and ", shape_str(b),
+                " cannot be broadcast together (dim ", i, ": ", da, " vs ", db, ")");
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+namespace {
+
+void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
+  EMBER_CHECK(a.device() == b.device(), op, ": expected both tensors on one device, got ",
+              a.device(), " and ", b.device());
+}
+
+/// Writes op(a, b) into `out` (contiguous, broadcast shape; dtype `ct` or bool).
+void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double alpha) {
+  if (out.numel() == 0) return;
+  StridedLayout la = layout_of(a, out.shape()), lb = layout_of(b, out.shape()), lo = layout_of(out);
+  StridedLayout* ls[3] = {&la, &lb, &lo};
+  coalesce(ls, 3);
+  if (out.device().is_cpu()) {
+    cpu::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel(), alpha);
+  } else {
+#if EMBER_WITH_CUDA
+    cuda::DeviceGuard g(out.device().index);
+    cuda::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel(),
+                 alpha, cuda::current_stream(out.device().index));
+#endif
+  }
+}
+
+/// The dtype an op computes in: promoted; true division and pow of integers go to f32.
+DType compute_dtype(BinaryOp op, const Tensor& a, const Tensor& b) {
+  DType ct = promote_types(a.dtype(), b.dtype());
+  if (op == BinaryOp::div && is_integral(ct)) ct = DType::f32;
+  if (ct == DType::b8 && !is_comparison(op)) ct = DType::u8;
+  if (ct == DType::b8) ct = DType::u8;  // comparisons of bools compare as 0/1
+  return ct;
+}
+
+Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in, double alpha) {
+  EMBER_CHECK(a_in.defined() && b_in.defined(), binary_name(op), ": undefined input");
+  check_same_device(a_in, b_in, binary_name(op));
+  check_device_available(a_in.device(), binary_name(op));
+  DType ct = compute_dtype(op, a_in, b_in);
+  Tensor a = a_in.dtype() == ct ? a_in : a_in.detach().to(ct);
+  Tensor b = b_in.dtype() == ct ? b_in : b_in.detach().to(ct);
+  Shape shape = broadcast_shapes(a.shape(), b.shape());
+  Tensor out = empty(shape, {.dtype = is_comparison(op) ? DType::b8 : ct, .device = a.device()});
+  binary_into(op, a, b, out, alpha);
+  return out;
+}
+
+struct BinaryBackward : autograd::Node {
+  BinaryOp op;
+  double alpha = 1.0;
+  autograd::SavedTensor a, b, out;
+  Shape a_shape, b_shape;
+  DType a_dtype, b_dtype;
+  std::string name() const override { return std::string(binary_name(op)) + "Backward"; }
+  void release_saved() override {
+    a.reset();
+    b.reset();
+    out.reset();
+  }
+  TensorList apply(TensorList&& grads) override {
+    const Tensor& g = grads[0];
+    if (!g.defined()) return {Tensor(), Tensor()};
+    bool need_a = next[0].valid(), need_b = next[1].valid();
+    Tensor A = a.unpack(*this), B = b.unpack(*this);
+    Tensor ga, gb;
+    switch (op) {
+      case BinaryOp::add:
+        if (need_a) ga = g;
+        if (need_b) gb = alpha == 1.0 ? g : g * alpha;
+        break;
+      case BinaryOp::sub:
+        if (need_a) ga = g;
+        if (need_b) gb = alpha == 1.0 ? neg(g) : g * (-alpha);
+        break;
+      case BinaryOp::mul:
+        if (need_a) ga = g * B;
+        if (need_b) gb = g * A;
+        break;
+      case BinaryOp::div:
+        if (need_a) ga = g / B;
+        if (need_b) gb = -(g * A) / (B * B);
+        break;
+      case BinaryOp::pow:
+        if (need_a) ga = g * B * ember::pow(A, B - 1.0);
+        if (need_b) {
+          // d/db a^b = a^b log a; taken as 0 where a == 0 (the limit for b > 0).
+          Tensor la = where(eq(A, 0.0), zeros_like(A), log(A));
+          gb = g * out.unpack(*this) * la;
+        }
+        break;
+      case BinaryOp::maximum:
+      case BinaryOp::minimum: {
+        // Ties split the gradient evenly, as PyTorch does.
+        Tensor win_a = (op == BinaryOp::maximum ? gt(A, B) : lt(A, B)).to(g.dtype());
+        Tensor tie = eq(A, B).to(g.dtype()) * 0.5;
+        if (need_a) ga = g * (win_a + tie);
+        if (need_b) gb = g * (rsub(win_a, 1.0) - tie);
+        break;
+      }
+      default:
+        EMBER_THROW(name(), ": not differentiable");
+    }
+    if (ga.defined()) ga = autograd::sum_to(ga, a_shape).to(a_dtype);
+    if (gb.defined()) gb = autograd::sum_to(gb, b_shape).to(b_dtype);
+    return {ga, gb};
+  }
+};
+
+Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b, double alpha = 1.0) {
+  Tensor out = binary_forward(op, a, b, alpha);
+  if (is_comparison(op) || !is_floating(out.dtype())) return out;
+  if (auto node = autograd::make_node<BinaryBackward>({a, b})) {
+    node->op = op;
+    node->alpha = alpha;
+    node->a_shape = a.shape();
+    node->b_shape = b.shape();
+    node->a_dtype = a.dtype();
+    node->b_dtype = b.dtype();
+    bool need_a = node->next[0].valid(), need_b = node->next[1].valid();
+    switch (op) {
+      case BinaryOp::mul:
+        if (need_a) node->b = b;
+        if (need_b) node->a = a;
+        break;
+      case BinaryOp::div:
+        node->b = b;
+        if (need_b) node->a = a;
+        break;
+      case BinaryOp::pow:
+        node->a = a;
+        node->b = b;
+        if (need_b) node->out = out;
+        break;
+      case BinaryOp::maximum:
+      case BinaryOp::minimum:
+        node->a = a;
+        node->b = b;
+        break;
+      default:
+        break;
+    }
+    autograd::set_history(out, node);
+  }
+  return out;
+}
+
+/// A 0-d tensor for a scalar operand: it takes the tensor's dtype, unless a fractional
+/// scalar meets an integer tensor (then f32), as PyTorch's scalar promotion.
+Tensor scalar_like(const Tensor& t, double v) {
+  DType dt = t.dtype();
+  if (is_integral(dt) && (std::floor(v) != v || !std::isfinite(v))) dt = DType::f32;
+  if (dt == DType::b8) dt = (v == 0.0 || v == 1.0) ? DType::b8 : DType::i64;
+  return scalar_tensor(v, {.dtype = dt, .device = t.device()});
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b, double alpha) { return binary_op(BinaryOp::add, a, b, alpha); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::div, a, b); }
+Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::pow, a, b); }
+Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::maximum, a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::minimum, a, b); }
+Tensor add(const Tensor& a, double b) { return add(a, scalar_like(a, b)); }
+Tensor sub(const Tensor& a, double b) { return sub(a, scalar_like(a, b)); }
+Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(a, b)); }
+Tensor div(const Tensor& a, double b) { return div(a, scalar_like(a, b)); }
+Tensor pow(const Tensor& a, double e) {
+  if (e == 2.0) return square(a);
+  return pow(a, scalar_like(a, e));
+}
+Tensor rsub(const Tensor& a, double b) { return sub(scalar_like(a, b), a); }
+
+Tensor eq(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::eq, a, b); }
+Tensor ne(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::ne, a, b); }
+Tensor lt(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::lt, a, b); }
+Tensor le(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::le, a, b); }
+Tensor gt(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::gt, a, b); }
+Tensor ge(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::ge, a, b); }
+Tensor eq(const Tensor& a, double b) { return eq(a, scalar_like(a, b)); }
+Tensor ne(const Tensor& a, double b) { return ne(a, scalar_like(a, b)); }
+Tensor lt(const Tensor& a, double b) { return lt(a, scalar_like(a, b)); }
+Tensor le(const Tensor& a, double b) { return le(a, scalar_like(a, b)); }
+Tensor gt(const Tensor& a, double b) { return gt(a, scalar_like(a, b)); }
+Tensor ge(const Tensor& a, double b) { return ge(a, scalar_like(a, b)); }
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator+(const Tensor& a, double b) { return add(a, b); }
+Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, double b) { return div(a, b); }
+Tensor operator+(double a, const Tensor& b) { return add(b, a); }
+Tensor operator-(double a, const Tensor& b) { return rsub(b, a); }
+Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(double a, const Tensor& b) { return div(scalar_like(b, a), b); }
+
+// ---- where
+namespace {
+struct WhereBackward : autograd::Node {
+  autograd::SavedTensor cond;
+  Shape a_shape, b_shape;
+  std::string name() const override { return "WhereBackward"; }
+  void release_saved() override { cond.reset(); }
+  TensorList apply(TensorList&& grads) override {
+    const Tensor& g = grads[0];
+    if (!g.defined()) return {Tensor(), Tensor()};
+    Tensor c = cond.unpack(*this);
+    Tensor z = zeros({}, {.dtype = g.dtype(), .device = g.device()});
+    Tensor ga, gb;
+    if (next[0].valid()) ga = autograd::sum_to(where(c, g, z), a_shape);
+    if (next[1].valid()) gb = autograd::sum_to(where(c, z, g), b_shape);
+    return {ga, gb};
+  }
+};
+}  // namespace
+
+Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
+  EMBER_CHECK(cond_in.defined() && a_in.defined() && b_in.defined(), "where: undefined input");
+  check_same_device(cond_in, a_in, "where");
+  check_same_device(a_in, b_in, "where");
+  check_device_available(a_in.device(), "where");
+  Tensor cond = cond_in.dtype() == DType::b8 ? cond_in : ne(cond_in.detach(), 0.0);
+  DType ct = promote_types(a_in.dtype(), b_in.dtype());
+  Tensor a = a_in.dtype() == ct ? a_in.detach() : a_in.detach().to(ct);
+  Tensor b = b_in.dtype() == ct ? b_in.detach() : b_in.detach().to(ct);
+  Shape shape = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape()), b.shape());
+  Tensor out = empty(shape, {.dtype = ct, .device = a.device()});
+  if (out.numel() > 0) {
+    StridedLayout lc = layout_of(cond, shape), la = layout_of(a, shape), lb = layout_of(b, shape);
+    StridedLayout lo = layout_of(out);
+    StridedLayout* ls[4] = {&lc, &la, &lb, &lo};
+    coalesce(ls, 4);
+    if (out.device().is_cpu()) {
+      cpu::where(ct, cond.data<bool>(), lc, a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel());
+    } else {
+#if EMBER_WITH_CUDA
+      cuda::DeviceGuard g(out.device().index);
+      cuda::where(ct, cond.data<bool>(), lc, a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(),
+                  out.numel(), cuda::current_stream(out.device().index));
+#endif
+    }
+  }
+  if (is_floating(ct)) {
+    if (auto node = autograd::make_node<WhereBackward>({a_in, b_in})) {
+      node->cond = cond;
+      node->a_shape = a_in.shape();
+      node->b_shape = b_in.shape();
+      autograd::set_history(out, node);
+    }
+  }
+  return out;
+}
+
+// ---- in-place forms: not recorded; allowed on tensors outside the graph (or in NoGradGuard)
+namespace {
+Tensor& binary_inplace(Tensor& self, BinaryOp op, const Tensor& other, double alpha, const char* name) {
+  EMBER_CHECK(self.defined() && other.defined(), name, ": undefined tensor");
+  EMBER_CHECK(!(GradMode::is_enabled() && (self.requires_grad() || other.requires_grad())), name,
+              ": in-place ops on tensors that require grad are not recorded; use the out-of-place "
+              "op, or run under NoGradGuard");
+  check_same_device(self, other, name);
+  Shape shape = broadcast_shapes(self.shape(), other.shape());
+  EMBER_CHECK(shape == self.shape(), name, ": the result shape ", shape_str(shape),
+              " does not fit the in-place target of shape ", self.shape_str());
+  DType ct = compute_dtype(op, self, other);
+  if (ct == self.dtype() && self.is_contiguous()) {
+    Tensor b = other.dtype() == ct ? other : other.to(ct);
+    // Elementwise read-then-write of the same index: safe to write into self directly.
+    binary_into(op, self, b, self, alpha);
+  } else {
+    copy_into(self, binary_forward(op, self, other, alpha));
+  }
+  self.bump_version();
+  return self;
+}
+}  // namespace
+
+Tensor& Tensor::add_(const Tensor& other, double alpha) { return binary_inplace(*this, BinaryOp::add, other, alpha, "add_"); }
+Tensor& Tensor::sub_(const Tensor& other) { return binary_inplace(*this, BinaryOp::sub, other, 1.0, "sub_"); }
+Tensor& Tensor::mul_(const Tensor& other) { return binary_inplace(*this, BinaryOp::mul, other, 1.0, "mul_"); }
+Tensor& Tensor::div_(const Tensor& other) { return binary_inplace(*this, BinaryOp::div, other, 1.0, "div_"); }
+Tensor& Tensor::add_(double value) { return add_(scalar_like(*this, value)); }
+Tensor& Tensor::mul_(double value) { return mul_(scalar_like(*this, value)); }
+
+}  // namespace ember
