@@ -278,6 +278,54 @@ TEST(Dataset, SubsetAndGet) {
   EXPECT_THROW(Subset(ds, {10}), Error);
 }
 
+// A small u8 dataset: 3 channels of 2x2, sample i's pixels (7 * i + k) % 256, label i % 10.
+std::shared_ptr<ImageTensorDataset> small_images(int64_t n) {
+  std::vector<uint8_t> px(static_cast<size_t>(n * 12));
+  for (size_t k = 0; k < px.size(); ++k) px[k] = uint8_t((7 * k) % 256);
+  std::vector<int64_t> lab(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) lab[size_t(i)] = i % 10;
+  return std::make_shared<ImageTensorDataset>(
+      from_vector(px, {n, 3, 2, 2}, {.dtype = DType::u8}), from_vector(lab, {n}),
+      Shape{3, 2, 2}, Normalize::cifar10());
+}
+
+TEST(Dataset, ImageTensorDatasetGathersAndNormalizes) {
+  auto ds = small_images(30);
+  std::vector<int64_t> idx{29, 3, 3};
+  Batch b = ds->get_batch(idx);
+  EXPECT_EQ(b.images.shape(), (Shape{3, 3, 2, 2}));
+  auto v = b.images.to_vector<float>();
+  // Row 0 is sample 29: pixel (c=2, j=1) is byte 29*12 + 2*4 + 1.
+  EXPECT_EQ(v[9], (float((7 * (29 * 12 + 9)) % 256) / 255.0f - 0.4465f) / 0.2616f);
+  EXPECT_EQ(b.labels.to_vector<int64_t>(), (std::vector<int64_t>{9, 3, 3}));
+  EXPECT_THROW(ds->get_batch(std::vector<int64_t>{30}), Error);
+  // On the CPU, "on the device" is the ordinary batch.
+  Batch c = ds->get_batch_on(idx, kCPU);
+  EXPECT_TRUE(test::all_close(c.images, b.images, 0, 0));
+  EXPECT_TRUE(ds->supports_device_batches());
+  EXPECT_TRUE(Subset::head(ds, 5)->supports_device_batches());
+  EXPECT_FALSE(IndexDataset(3).supports_device_batches());
+  EXPECT_THROW(ImageTensorDataset(ones({4, 12}), zeros({4}, {.dtype = DType::i64}), {3, 2, 2}),
+               Error);  // images must be u8
+  EXPECT_THROW(ImageTensorDataset(zeros({4, 12}, {.dtype = DType::u8}),
+                                  zeros({3}, {.dtype = DType::i64}), {3, 2, 2}),
+               Error);  // counts differ
+}
+
+TEST(DataLoader, DatasetOnDeviceOption) {
+  auto ds = small_images(50);
+  DataLoader plain(ds, {.batch_size = 8, .shuffle = true, .seed = 2});
+  DataLoader resident(Subset::head(ds, 50),
+                      {.batch_size = 8, .shuffle = true, .seed = 2, .num_workers = 2,
+                       .dataset_on_device = true});
+  for (auto a = plain.next(), b = resident.next(); a || b; a = plain.next(), b = resident.next()) {
+    ASSERT_TRUE(a && b);
+    EXPECT_TRUE(test::all_close(b->images, a->images, 0, 0));
+    EXPECT_EQ(b->labels.to_vector<int64_t>(), a->labels.to_vector<int64_t>());
+  }
+  EXPECT_THROW(DataLoader(std::make_shared<IndexDataset>(4), {.dataset_on_device = true}), Error);
+}
+
 TEST(Dataset, NormalizeTable) {
   auto t = Normalize::mnist().table(1);
   ASSERT_EQ(t.size(), 256u);
