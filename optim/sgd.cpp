@@ -87,6 +87,9 @@ void SGD::step() {
                 " must be contiguous for the fused update");
     g = g.contiguous();
     Tensor& buf = buffers_[i];
+    // The parameter moved (Module::to) since the buffer was made: the buffer follows it.
+    if (buf.defined() && (buf.device() != p.device() || buf.dtype() != p.dtype()))
+      buf = buf.to(p.device(), p.dtype()).contiguous();
     bool first = false;
     if (use_momentum && !buf.defined()) {
       buf = empty(p.shape(), {.dtype = p.dtype(), .device = p.device()});

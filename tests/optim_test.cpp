@@ -222,6 +222,22 @@ TEST(SGD, LoadStateDictRejectsMismatchedState) {
   EXPECT_THROW(c.load_state_dict(stray), Error);
 }
 
+TEST(SGD, FollowsParametersConvertedByModuleTo) {
+  struct One : nn::Module {
+    Tensor w;
+    One() : Module("One") { w = register_parameter("w", from_vector<float>({1, 2}, {2})); }
+  };
+  One m;
+  optim::SGD sgd(m.parameters(), {.lr = 0.1, .momentum = 0.9});
+  m.w.set_grad(ones({2}));
+  sgd.step();  // buffer (f32) = 1, w = (0.9, 1.9)
+  m.to(DType::f64);
+  m.w.set_grad(ones({2}, {.dtype = DType::f64}));
+  sgd.step();  // buffer = 0.9 + 1 = 1.9, w -= 0.19
+  EXPECT_EQ(sgd.momentum_buffer(0).dtype(), DType::f64);
+  EXPECT_TRUE(all_close(m.w, from_vector<double>({0.9 - 0.19, 1.9 - 0.19}, {2}), 1e-6));
+}
+
 // ---- schedules
 
 TEST(Schedules, CosineAnnealingMatchesTheClosedForm) {
