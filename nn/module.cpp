@@ -12,6 +12,10 @@ namespace ember::nn {
 
 // ---- StateDict
 
+StateDict::StateDict(const std::vector<Item>& items) {
+  for (const auto& [name, t] : items) insert(name, t);
+}
+
 void StateDict::insert(const std::string& name, const Tensor& t) {
   EMBER_CHECK(!contains(name), "StateDict: key '", name, "' is already present");
   index_.emplace(name, items_.size());

@@ -17,6 +17,10 @@ class StateDict {
  public:
   using Item = std::pair<std::string, Tensor>;
 
+  StateDict() = default;
+  /// From named tensors, e.g. a loaded safetensors file's; throws on a repeated name.
+  explicit StateDict(const std::vector<Item>& items);
+
   /// Adds `name` (throws when it is already present).
   void insert(const std::string& name, const Tensor& t);
   /// Adds or replaces `name` (a replaced entry keeps its position).
@@ -31,6 +35,7 @@ class StateDict {
   bool empty() const { return items_.empty(); }
   auto begin() const { return items_.begin(); }
   auto end() const { return items_.end(); }
+  /// The entries in order (the form save_safetensors takes).
   const std::vector<Item>& items() const { return items_; }
 
  private:

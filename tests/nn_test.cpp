@@ -389,6 +389,9 @@ TEST(StateDict, ContainerBasics) {
   sd.set("a", ones({3}));
   EXPECT_EQ(sd.keys(), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(sd.at("a").numel(), 3);
+  nn::StateDict from_items(sd.items());
+  EXPECT_EQ(from_items.keys(), sd.keys());
+  EXPECT_THROW(nn::StateDict({{"x", zeros({1})}, {"x", zeros({1})}}), Error);
 }
 
 TEST(Module, ZeroGradDropsOrZeroesGradients) {
