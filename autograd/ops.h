@@ -1,6 +1,7 @@
 #pragma once
 // The public, differentiable ops. Each family lives in autograd/ops/<stem>.cpp with its
 // checks, device dispatch and backward node (DESIGN.md, "the op rule").
+#include <array>
 #include <optional>
 
 #include "tensor/tensor.h"
@@ -130,5 +131,24 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& labels,
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::mean);
 /// Zeroes elements with probability p and scales the rest by 1/(1-p) when `train`.
 Tensor dropout(const Tensor& x, double p, bool train);
+
+// ---- neural-network ops (autograd/ops/conv.cpp, pool.cpp, batch_norm.cpp); NCHW
+/// x (N, C_in, H, W), w (C_out, C_in / groups, kH, kW), b (C_out) or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(),
+              std::array<int64_t, 2> stride = {1, 1}, std::array<int64_t, 2> padding = {0, 0},
+              std::array<int64_t, 2> dilation = {1, 1}, int64_t groups = 1);
+/// stride defaults to the kernel size when empty ({0, 0}).
+Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel,
+                  std::array<int64_t, 2> stride = {0, 0}, std::array<int64_t, 2> padding = {0, 0});
+Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel,
+                  std::array<int64_t, 2> stride = {0, 0}, std::array<int64_t, 2> padding = {0, 0},
+                  bool count_include_pad = true);
+Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
+/// Batch norm over (N, C) or (N, C, H, W). In training, uses batch statistics and updates
+/// running_mean/running_var in place (momentum, unbiased variance, as PyTorch) when they
+/// are defined; in eval, uses the running statistics. weight/bias may be undefined.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
+                  double eps = 1e-5);
 
 }  // namespace ember

@@ -193,8 +193,13 @@ Tensor linspace(double start, double end, int64_t steps, TensorOptions opt = {})
 /// A 0-d tensor holding `value`.
 Tensor scalar_tensor(double value, TensorOptions opt = {});
 /// Copies `values` into a new tensor of `shape` (its numel must match).
+/// Without options the dtype follows T (float -> f32, int64_t -> i64, ...).
 template <class T>
-Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions opt = {});
+Tensor from_vector(const std::vector<T>& values, const Shape& shape, TensorOptions opt);
+template <class T>
+Tensor from_vector(const std::vector<T>& values, const Shape& shape) {
+  return from_vector(values, shape, TensorOptions{.dtype = dtype_of<T>::value});
+}
 template <class T>
 Tensor from_vector(const std::vector<T>& values) {
   return from_vector(values, Shape{int64_t(values.size())});

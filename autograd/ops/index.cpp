@@ -1,0 +1,220 @@
+// index_select and gather: gather-by-index forward, scatter-add backward
+// (Note [Index layouts] in kernels/index.h).
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "kernels/index.h"
+#include "tensor/layout.h"
+#if EMBER_WITH_CUDA
+#include "tensor/cuda/stream.h"
+#endif
+
+namespace ember {
+
+namespace {
+
+/// `t`'s layout over the iteration shape, with the indexed dim's stride zeroed (the index
+/// supplies that coordinate).
+StridedLayout indexed_layout(const Tensor& t, const Shape& iter, int64_t dim) {
+  EMBER_CHECK(int64_t(iter.size()) <= kMaxDims, "index ops support at most ", kMaxDims, " dims");
+  StridedLayout l;
+  l.ndim = int(iter.size());
+  for (size_t d = 0; d < iter.size(); ++d) {
+    l.sizes[d] = iter[d];
+    l.strides[d] = int64_t(d) == dim ? 0 : t.strides()[d];
+  }
+  return l;
+}
+
+/// index_select's index (1-D or 0-d) spread over the iteration shape: it moves only along dim.
+StridedLayout select_index_layout(const Tensor& index, const Shape& iter, int64_t dim) {
+  StridedLayout l;
+  l.ndim = int(iter.size());
+  for (size_t d = 0; d < iter.size(); ++d) {
+    l.sizes[d] = iter[d];
+    l.strides[d] = int64_t(d) == dim && index.dim() == 1 ? index.strides()[0] : 0;
+  }
+  return l;
+}
+
+void check_index(const Tensor& x, const Tensor& index, const char* op) {
+  EMBER_CHECK(x.defined(), op, ": the input tensor is undefined");
+  EMBER_CHECK(index.defined(), op, ": the index tensor is undefined");
+  EMBER_CHECK(index.dtype() == DType::i64 || index.dtype() == DType::i32, op,
+              ": expected an i64 or i32 index tensor, got ", dtype_name(index.dtype()));
+  EMBER_CHECK(index.device() == x.device(), op, ": the input is on ", x.device().str(),
+              " but the index is on ", index.device().str());
+  check_device_available(x.device(), op);
+}
+
+std::string position_str(int64_t linear, const Shape& shape) {
+  if (shape.size() <= 1) return std::to_string(linear);
+  Shape idx(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    idx[d] = linear % shape[d];
+    linear /= shape[d];
+  }
+  return shape_str(idx);
+}
+
+/// Throws, naming the first offending index and the valid range, unless every index lies
+/// in [0, limit). On CUDA the check runs on the device and synchronizes the stream.
+void check_index_range(const Tensor& index, int64_t limit, const char* op, int64_t dim) {
+  int64_t n = index.numel();
+  if (n == 0) return;
+  StridedLayout l = layout_of(index);
+  int64_t bad_value = 0, pos = -1;
+  if (index.device().is_cpu()) {
+    pos = cpu::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, &bad_value);
+  } else {
+#if EMBER_WITH_CUDA
+    int dev = index.device().index;
+    cuda::DeviceGuard g(dev);
+    Tensor scratch = empty({1}, {.dtype = DType::i64, .device = index.device()});
+    pos = cuda::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, &bad_value,
+                               scratch.data<int64_t>(), cuda::current_stream(dev));
+#endif
+  }
+  EMBER_CHECK(pos < 0, op, ": index ", bad_value, " at position ", position_str(pos, index.shape()),
+              " is out of range for dim ", dim, " of size ", limit, " (expected 0 <= index < ", limit,
+              ")");
+}
+
+/// out = src gathered along dim (out's shape is the iteration shape).
+void gather_into(const Tensor& out, const Tensor& src, int64_t dim, const Tensor& index,
+                 StridedLayout idx_l) {
+  int64_t n = out.numel();
+  if (n == 0) return;
+  StridedLayout src_l = indexed_layout(src, out.shape(), dim);
+  StridedLayout out_l = layout_of(out);
+  int64_t dim_stride = src.strides()[size_t(dim)];
+  StridedLayout* ls[3] = {&src_l, &idx_l, &out_l};
+  coalesce(ls, 3);
+  switch (out.device().type) {
+    case DeviceType::cpu:
+      cpu::gather(src.dtype(), src.data_ptr(), src_l, dim_stride, index.dtype(), index.data_ptr(),
+                  idx_l, out.data_ptr(), out_l, n);
+      break;
+    case DeviceType::cuda: {
+#if EMBER_WITH_CUDA
+      int dev = out.device().index;
+      cuda::DeviceGuard g(dev);
+      cuda::gather(src.dtype(), src.data_ptr(), src_l, dim_stride, index.dtype(), index.data_ptr(),
+                   idx_l, out.data_ptr(), out_l, n, cuda::current_stream(dev));
+#else
+      check_device_available(out.device(), "gather");
+#endif
+      break;
+    }
+  }
+}
+
+/// dst[..., index, ...] += src along dim (src's shape is the iteration shape).
+void scatter_add_into(const Tensor& dst, int64_t dim, const Tensor& index, StridedLayout idx_l,
+                      const Tensor& src) {
+  int64_t n = src.numel();
+  if (n == 0) return;
+  StridedLayout dst_l = indexed_layout(dst, src.shape(), dim);
+  StridedLayout src_l = layout_of(src);
+  int64_t dim_stride = dst.strides()[size_t(dim)];
+  StridedLayout* ls[3] = {&dst_l, &idx_l, &src_l};
+  coalesce(ls, 3);
+  switch (dst.device().type) {
+    case DeviceType::cpu:
+      cpu::scatter_add(dst.dtype(), dst.data_ptr(), dst_l, dim_stride, index.dtype(),
+                       index.data_ptr(), idx_l, src.data_ptr(), src_l, n);
+      break;
+    case DeviceType::cuda: {
+#if EMBER_WITH_CUDA
+      int dev = dst.device().index;
+      cuda::DeviceGuard g(dev);
+      cuda::scatter_add(dst.dtype(), dst.data_ptr(), dst_l, dim_stride, index.dtype(),
+                        index.data_ptr(), idx_l, src.data_ptr(), src_l, n,
+                        cuda::current_stream(dev));
+#else
+      check_device_available(dst.device(), "scatter_add");
+#endif
+      break;
+    }
+  }
+}
+
+Tensor same_device_grad(const Tensor& g, const Tensor& like_index) {
+  EMBER_CHECK(g.device() == like_index.device(), "index backward: gradient on ", g.device().str(),
+              " but the index on ", like_index.device().str());
+  return g;
+}
+
+struct IndexSelectBackward : autograd::Node {
+  Shape in_shape;
+  int64_t dim;
+  autograd::SavedTensor index;
+  IndexSelectBackward(Shape in_shape, int64_t dim, const Tensor& index)
+      : in_shape(std::move(in_shape)), dim(dim), index(index) {}
+  TensorList apply(TensorList&& g) override {
+    if (!g[0].defined()) return {Tensor()};
+    Tensor ix = index.unpack(*this);
+    Tensor gy = same_device_grad(g[0], ix);
+    Tensor gx = zeros(in_shape, {.dtype = gy.dtype(), .device = gy.device()});
+    scatter_add_into(gx, dim, ix, select_index_layout(ix, gy.shape(), dim), gy);
+    return {gx};
+  }
+  std::string name() const override { return "IndexSelectBackward"; }
+  void release_saved() override { index.reset(); }
+};
+
+struct GatherBackward : autograd::Node {
+  Shape in_shape;
+  int64_t dim;
+  autograd::SavedTensor index;
+  GatherBackward(Shape in_shape, int64_t dim, const Tensor& index)
+      : in_shape(std::move(in_shape)), dim(dim), index(index) {}
+  TensorList apply(TensorList&& g) override {
+    if (!g[0].defined()) return {Tensor()};
+    Tensor ix = index.unpack(*this);
+    Tensor gy = same_device_grad(g[0], ix);
+    Tensor gx = zeros(in_shape, {.dtype = gy.dtype(), .device = gy.device()});
+    scatter_add_into(gx, dim, ix, layout_of(ix), gy);
+    return {gx};
+  }
+  std::string name() const override { return "GatherBackward"; }
+  void release_saved() override { index.reset(); }
+};
+
+}  // namespace
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  check_index(x, index, "index_select");
+  EMBER_CHECK(x.dim() > 0, "index_select: cannot index a 0-d tensor");
+  EMBER_CHECK(index.dim() <= 1, "index_select: expected a 1-D (or 0-d) index, got shape ",
+              index.shape_str());
+  int64_t d = wrap_dim(dim, x.dim(), "index_select");
+  check_index_range(index, x.shape()[size_t(d)], "index_select", d);
+  Shape out_shape = x.shape();
+  out_shape[size_t(d)] = index.numel();
+  Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
+  gather_into(out, x, d, index, select_index_layout(index, out_shape, d));
+  if (auto node = autograd::make_node<IndexSelectBackward>({x}, x.shape(), d, index))
+    autograd::set_history(out, node);
+  return out;
+}
+
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
+  check_index(x, index, "gather");
+  EMBER_CHECK(x.dim() > 0, "gather: cannot gather from a 0-d tensor");
+  EMBER_CHECK(index.dim() == x.dim(), "gather: the index has ", index.dim(), " dims (shape ",
+              index.shape_str(), ") but the input has ", x.dim(), " (shape ", x.shape_str(), ")");
+  int64_t d = wrap_dim(dim, x.dim(), "gather");
+  for (int64_t k = 0; k < x.dim(); ++k) {
+    EMBER_CHECK(k == d || index.shape()[size_t(k)] <= x.shape()[size_t(k)], "gather: index shape ",
+                index.shape_str(), " exceeds input shape ", x.shape_str(), " at dim ", k,
+                " (only dim ", d, " may be larger)");
+  }
+  check_index_range(index, x.shape()[size_t(d)], "gather", d);
+  Tensor out = empty(index.shape(), {.dtype = x.dtype(), .device = x.device()});
+  gather_into(out, x, d, index, layout_of(index));
+  if (auto node = autograd::make_node<GatherBackward>({x}, x.shape(), d, index))
+    autograd::set_history(out, node);
+  return out;
+}
+
+}  // namespace ember

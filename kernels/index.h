@@ -1,0 +1,51 @@
+#pragma once
+// Gather-by-index along one dim and its adjoint, scatter-add; the kernels behind
+// index_select and gather (and their backwards).
+//
+// Note [Index layouts]: both ops are written as one loop over the n elements of an
+// "iteration shape" (the output's shape for gather, the gradient's for scatter-add). Every
+// operand gets a StridedLayout over that shape. The indexed operand's layout has stride 0
+// in the indexed dim; the index value picked for element i is multiplied by `dim_stride`
+// and added. index_select is the case where the index layout has stride 0 in every dim
+// but the indexed one, so one kernel serves both ops.
+#include <cstdint>
+
+#include "kernels/common.h"
+#include "tensor/dtype.h"
+#if EMBER_WITH_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace ember::cpu {
+/// out[out_l(i)] = src[src_l(i) + index[idx_l(i)] * dim_stride] for i in [0, n).
+/// Index dtype i64 or i32; indices must have been checked with find_bad_index.
+void gather(DType dtype, const void* src, const StridedLayout& src_l, int64_t dim_stride,
+            DType index_dtype, const void* index, const StridedLayout& idx_l, void* out,
+            const StridedLayout& out_l, int64_t n);
+/// dst[dst_l(i) + index[idx_l(i)] * dim_stride] += src[src_l(i)] for i in [0, n).
+/// Floating dtypes only (it is the backward of gather).
+void scatter_add(DType dtype, void* dst, const StridedLayout& dst_l, int64_t dim_stride,
+                 DType index_dtype, const void* index, const StridedLayout& idx_l,
+                 const void* src, const StridedLayout& src_l, int64_t n);
+/// The first i in [0, n) whose index[idx_l(i)] lies outside [0, limit), or -1 when all are
+/// in range; `*bad_value` receives that index value.
+int64_t find_bad_index(DType index_dtype, const void* index, const StridedLayout& idx_l,
+                       int64_t n, int64_t limit, int64_t* bad_value);
+}  // namespace ember::cpu
+
+#if EMBER_WITH_CUDA
+namespace ember::cuda {
+void gather(DType dtype, const void* src, const StridedLayout& src_l, int64_t dim_stride,
+            DType index_dtype, const void* index, const StridedLayout& idx_l, void* out,
+            const StridedLayout& out_l, int64_t n, cudaStream_t stream);
+/// atomicAdd for f32, f64, f16 and bf16.
+void scatter_add(DType dtype, void* dst, const StridedLayout& dst_l, int64_t dim_stride,
+                 DType index_dtype, const void* index, const StridedLayout& idx_l,
+                 const void* src, const StridedLayout& src_l, int64_t n, cudaStream_t stream);
+/// As the CPU one: a check kernel records the first bad position in `scratch` (one int64
+/// of device memory the caller owns), which is copied back (synchronizes `stream`).
+int64_t find_bad_index(DType index_dtype, const void* index, const StridedLayout& idx_l,
+                       int64_t n, int64_t limit, int64_t* bad_value, int64_t* scratch,
+                       cudaStream_t stream);
+}  // namespace ember::cuda
+#endif

@@ -1,0 +1,224 @@
+// Shape and index ops on CUDA against the CPU: forward values and backward gradients, plus
+// the CUDA-only paths (device-side index check, atomicAdd scatter in f16/bf16).
+#include <functional>
+#include <string>
+
+#include "test_util.h"
+
+namespace ember {
+namespace {
+
+using test::all_close;
+
+struct OpCase {
+  std::string name;
+  std::vector<Shape> inputs;  // random floating inputs, all requiring grad
+  std::function<Tensor(const TensorList&)> fn;
+};
+
+Tensor i64(const std::vector<int64_t>& v, const Shape& shape, Device device = kCPU) {
+  return from_vector(v, shape, {.dtype = DType::i64, .device = device});
+}
+
+// Index tensors are made on the CPU once and moved to each input's device inside fn.
+const Tensor& sel_index() {
+  static Tensor t = i64({3, 0, 3, 1, 3, 2}, {6});
+  return t;
+}
+const Tensor& gather_index() {
+  static Tensor t = i64({0, 2, 2, 1, 1, 1, 0, 0}, {4, 2});
+  return t;
+}
+
+std::vector<OpCase> cases() {
+  auto on = [](const Tensor& idx, const Tensor& like) { return idx.to(like.device()); };
+  return {
+      {"flatten", {{2, 3, 4}}, [](const TensorList& in) { return flatten(transpose(in[0], 0, 2), 1); }},
+      {"squeeze", {{2, 1, 3}}, [](const TensorList& in) { return squeeze(in[0], 1); }},
+      {"unsqueeze", {{2, 3}}, [](const TensorList& in) { return unsqueeze(in[0], -1); }},
+      {"transpose", {{2, 3, 4}}, [](const TensorList& in) { return transpose(in[0], 0, -1); }},
+      {"permute", {{2, 3, 4}}, [](const TensorList& in) { return permute(in[0], {1, 2, 0}); }},
+      {"expand", {{3, 1}}, [](const TensorList& in) { return expand(in[0], {2, 3, 5}); }},
+      {"narrow", {{4, 5}}, [](const TensorList& in) { return narrow(transpose(in[0], 0, 1), 0, 1, 3); }},
+      {"slice", {{4, 7}}, [](const TensorList& in) { return slice(in[0], 1, 1, 7, 2); }},
+      {"select", {{4, 5}}, [](const TensorList& in) { return select(transpose(in[0], 0, 1), 1, -1); }},
+      {"cat", {{2, 3}, {2, 1}, {3, 2}},
+       [](const TensorList& in) { return cat({in[0], in[1], transpose(in[2], 0, 1)}, 1); }},
+      {"stack", {{2, 3}, {3, 2}}, [](const TensorList& in) { return stack({in[0], transpose(in[1], 0, 1)}, 1); }},
+      {"split", {{5, 3}},
+       [](const TensorList& in) {
+         TensorList p = split(in[0], 2);
+         return cat({p[2] * 3.0, p[0]});
+       }},
+      {"chunk", {{3, 5}},
+       [](const TensorList& in) {
+         TensorList p = chunk(in[0], 2, 1);
+         return cat({p[1], p[0]}, 1);
+       }},
+      {"pad", {{2, 3}}, [](const TensorList& in) { return pad(transpose(in[0], 0, 1), {1, 2, -1, 1}, 0.5); }},
+      {"index_select", {{4, 3}},
+       [on](const TensorList& in) { return index_select(in[0], 0, on(sel_index(), in[0])); }},
+      {"index_select_t", {{4, 3}},
+       [on](const TensorList& in) {
+         return index_select(transpose(in[0], 0, 1), 1, on(sel_index(), in[0]));
+       }},
+      {"gather", {{4, 3}}, [on](const TensorList& in) { return gather(in[0], 1, on(gather_index(), in[0])); }},
+      {"gather_t", {{4, 3}},
+       [on](const TensorList& in) {
+         return gather(transpose(in[0], 0, 1), 0, transpose(on(gather_index(), in[0]), 0, 1));
+       }},
+  };
+}
+
+/// Forward output and input gradients (for a fixed upstream gradient v) on `device`.
+struct OpRun {
+  Tensor out;
+  TensorList grads;
+};
+OpRun run_on(const OpCase& c, const TensorList& cpu_inputs, const Tensor& cpu_v, Device device) {
+  TensorList in;
+  for (const Tensor& x : cpu_inputs) in.push_back(x.to(device).detach().requires_grad_());
+  OpRun r;
+  r.out = c.fn(in);
+  r.grads = autograd::grad({r.out}, in, {cpu_v.to(device)}, false, /*allow_unused=*/true);
+  return r;
+}
+
+class ShapeGpuParity : public ::testing::TestWithParam<DType> {};
+
+TEST_P(ShapeGpuParity, ForwardAndBackwardMatchCpu) {
+  EMBER_REQUIRE_GPU();
+  DType dtype = GetParam();
+  Device gpu(DeviceType::cuda, 0);
+  default_generator().manual_seed(7);
+  for (const OpCase& c : cases()) {
+    SCOPED_TRACE(c.name + " " + dtype_name(dtype));
+    TensorList inputs;
+    for (const Shape& s : c.inputs) inputs.push_back(randn(s, {.dtype = dtype}));
+    Tensor probe;
+    {
+      NoGradGuard ng;
+      probe = c.fn(inputs);
+    }
+    Tensor v = randn(probe.shape(), {.dtype = dtype});
+    OpRun ref = run_on(c, inputs, v, kCPU);
+    OpRun got = run_on(c, inputs, v, gpu);
+    EXPECT_TRUE(got.out.is_cuda());
+    EXPECT_TRUE(all_close(got.out.cpu(), ref.out, 0.0, 0.0));  // pure data movement: exact
+    ASSERT_EQ(got.grads.size(), ref.grads.size());
+    for (size_t i = 0; i < ref.grads.size(); ++i) {
+      ASSERT_TRUE(ref.grads[i].defined());
+      ASSERT_TRUE(got.grads[i].defined());
+      EXPECT_TRUE(got.grads[i].is_cuda());
+      // Scatter-add sums in a different order on the GPU (atomics): allow rounding.
+      EXPECT_TRUE(all_close(got.grads[i].cpu(), ref.grads[i], 1e-5, 1e-6)) << "input " << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, ShapeGpuParity, ::testing::Values(DType::f32, DType::f64),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(ShapeGpu, ViewsShareStorage) {
+  EMBER_REQUIRE_GPU();
+  NoGradGuard ng;
+  Tensor base = zeros({3, 4}, {.device = "cuda"});
+  Tensor col = select(transpose(base, 0, 1), 0, 1);
+  EXPECT_EQ(col.storage().get(), base.storage().get());
+  col.fill_(7.0);
+  narrow(base, 0, 2, 1).fill_(1.0);
+  EXPECT_EQ(base.to_vector<float>(), (std::vector<float>{0, 7, 0, 0, 0, 7, 0, 0, 1, 1, 1, 1}));
+}
+
+TEST(ShapeGpu, IndexRangeCheckedOnDevice) {
+  EMBER_REQUIRE_GPU();
+  Tensor x = randn({3, 4}, {.device = "cuda"});
+  try {
+    index_select(x, 0, i64({0, 2, 7, 9}, {4}, x.device()));
+    ADD_FAILURE() << "expected an out-of-range error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("index 7 at position 2 is out of range for dim 0 of size 3"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    gather(x, 1, i64({0, 1, -1, 0}, {2, 2}, x.device()));
+    ADD_FAILURE() << "expected an out-of-range error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("index -1 at position [1, 0]"), std::string::npos) << e.what();
+  }
+  // A CPU index for a CUDA input names both devices.
+  try {
+    index_select(x, 0, i64({0}, {1}));
+    ADD_FAILURE() << "expected a device mismatch error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the index is on cpu"), std::string::npos) << e.what();
+  }
+  // The device is still usable after a failed check.
+  EXPECT_EQ(index_select(x, 0, i64({1}, {1}, x.device())).shape(), (Shape{1, 4}));
+}
+
+TEST(ShapeGpu, ScatterAddManyCollisions) {
+  EMBER_REQUIRE_GPU();
+  // 200k rows gathered from 7: the backward piles ~28k atomicAdds onto each row.
+  const int64_t n = 200000;
+  Tensor idx = randint(0, 7, {n});
+  Tensor x = randn({7, 5}, {.dtype = DType::f64});
+  Tensor v = randn({n, 5}, {.dtype = DType::f64});
+  auto grad_on = [&](Device d, DType dt) {
+    Tensor xi = x.to(d, dt).detach().requires_grad_();
+    Tensor out = index_select(xi, 0, idx.to(d));
+    return autograd::grad({out}, {xi}, {v.to(d, dt)})[0].to(kCPU, DType::f64);
+  };
+  Tensor ref = grad_on(kCPU, DType::f64);
+  Device gpu(DeviceType::cuda, 0);
+  EXPECT_TRUE(all_close(grad_on(gpu, DType::f64), ref, 1e-9, 1e-9));
+  EXPECT_TRUE(all_close(grad_on(gpu, DType::f32), ref, 1e-4, 1e-2));
+}
+
+TEST(ShapeGpu, HalfTypes) {
+  EMBER_REQUIRE_GPU();
+  // f16/bf16: forward gathers are exact; backward atomicAdds in the 16-bit type, compared
+  // with an f32 CPU reference at 16-bit tolerance (few collisions keep the error small).
+  Tensor idx = i64({3, 0, 3, 1}, {4});
+  Tensor gidx = i64({0, 2, 2, 1, 1, 1}, {3, 2});
+  Tensor x = randn({4, 3});
+  Tensor v1 = randn({4, 3}), v2 = randn({3, 2});
+  Device gpu(DeviceType::cuda, 0);
+  for (DType dt : {DType::f16, DType::bf16}) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor xh = x.to(dt).to(DType::f32);  // the values the 16-bit run actually sees
+    auto run = [&](Device d, DType t) {
+      Tensor xi = xh.to(d, t).detach().requires_grad_();
+      Tensor a = index_select(xi, 0, idx.to(d));
+      Tensor b = gather(xi, 1, gidx.to(d));
+      TensorList g = autograd::grad({a, b}, {xi}, {v1.to(d, t), v2.to(d, t)});
+      return std::vector<Tensor>{a.to(kCPU, DType::f32), b.to(kCPU, DType::f32), g[0].to(kCPU, DType::f32)};
+    };
+    auto ref = run(kCPU, DType::f32);
+    auto got = run(gpu, dt);
+    double tol = dt == DType::f16 ? 1e-2 : 5e-2;
+    EXPECT_TRUE(all_close(got[0], ref[0], 0.0, 0.0));
+    EXPECT_TRUE(all_close(got[1], ref[1], 0.0, 0.0));
+    EXPECT_TRUE(all_close(got[2], ref[2], tol, tol));
+  }
+}
+
+TEST(ShapeGpu, CatAndPadIntegers) {
+  EMBER_REQUIRE_GPU();
+  Device gpu(DeviceType::cuda, 0);
+  Tensor a = i64({1, 2}, {2}, gpu), b = i64({3}, {1}, gpu);
+  EXPECT_EQ(cat({a, b}).to_vector<int64_t>(), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(pad(a, {1, 1}, 9).to_vector<int64_t>(), (std::vector<int64_t>{9, 1, 2, 9}));
+  EXPECT_EQ(index_select(a, 0, i64({1, 1, 0}, {3}, gpu)).to_vector<int64_t>(), (std::vector<int64_t>{2, 2, 1}));
+  try {
+    cat({a, i64({3}, {1})});
+    ADD_FAILURE() << "expected a device mismatch error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor 1 is on cpu but tensor 0 is on cuda:0"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace ember
