@@ -18,14 +18,14 @@ using namespace ember;
 
 namespace {
 
-struct Run {
+struct AppRun {
   int status = -1;
   std::string output;
 };
 
-Run run(const std::string& args) {
+AppRun run(const std::string& args) {
   std::string cmd = std::string(EMBER_BINARY_DIR) + "/apps/mnist " + args + " 2>&1";
-  Run r;
+  AppRun r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -59,7 +59,7 @@ std::string common(const fs::path& out) {
 
 TEST(MnistApp, ShortRunLearnsAndWritesItsFiles) {
   fs::path out = scratch("short");
-  Run r = run(common(out) + "--epochs 2 --limit-train 3000 --limit-test 1000 --batch-size 32 --lr 0.05");
+  AppRun r = run(common(out) + "--epochs 2 --limit-train 3000 --limit-test 1000 --batch-size 32 --lr 0.05");
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* f : {"args.yaml", "train.log", "metrics.jsonl", "best.safetensors", "last.ckpt"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
@@ -84,7 +84,7 @@ TEST(MnistApp, ShortRunLearnsAndWritesItsFiles) {
   // --evaluate on the best weights gives the best logged accuracy.
   double best = 0;
   for (const json& row : m) best = std::max(best, row["test_acc"].get<double>());
-  Run e = run("--evaluate " + (out / "best.safetensors").string() + " --data " + mnist_dir() +
+  AppRun e = run("--evaluate " + (out / "best.safetensors").string() + " --data " + mnist_dir() +
               " --limit-test 1000 --device cpu");
   ASSERT_EQ(e.status, 0) << e.output;
   json ev = json::parse(e.output.substr(e.output.find('{')));
@@ -95,11 +95,11 @@ TEST(MnistApp, ResumeEqualsUninterruptedBitForBit) {
   // 640 samples / 32 = 20 iterations per epoch; cut at iteration 25, mid-epoch 2.
   std::string base = "--epochs 2 --limit-train 640 --limit-test 200 --batch-size 32 --deterministic ";
   fs::path a = scratch("full"), b = scratch("cut");
-  Run full = run(common(a) + base);
-  ASSERT_EQ(full.status, 0) << full.output;
-  Run cut = run(common(b) + base + "--save-every 5 --crash-iteration 25");
+  AppRun full_run = run(common(a) + base);
+  ASSERT_EQ(full_run.status, 0) << full_run.output;
+  AppRun cut = run(common(b) + base + "--save-every 5 --crash-iteration 25");
   ASSERT_EQ(cut.status, 3) << cut.output;
-  Run resumed = run(common(b) + base + "--resume " + (b / "last.ckpt").string());
+  AppRun resumed = run(common(b) + base + "--resume " + (b / "last.ckpt").string());
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("mid-epoch"), std::string::npos) << resumed.output;
   SafetensorsFile fa = load_safetensors((a / "last.ckpt").string());
@@ -122,7 +122,7 @@ TEST(MnistApp, ConfigFileAndFlagsOverrideIt) {
   fs::path out = scratch("cfg");
   fs::create_directories(out);
   std::ofstream(out / "c.yaml") << "model: mlp\nepochs: 1\nbatch_size: 100\nlimit-train: 500\nlimit-test: 100\nlr: 0.5\n";
-  Run r = run(common(out) + "--config " + (out / "c.yaml").string() + " --lr 0.05");
+  AppRun r = run(common(out) + "--config " + (out / "c.yaml").string() + " --lr 0.05");
   ASSERT_EQ(r.status, 0) << r.output;
   std::ifstream args(out / "args.yaml");
   std::string a((std::istreambuf_iterator<char>(args)), {});
@@ -157,7 +157,7 @@ TEST(MnistApp, BadInputsGiveStatusAndMessage) {
   };
   if (!cuda::is_available()) cases.push_back({"--data " + mnist_dir() + " --device cuda", 1, "CUDA"});
   for (const Case& c : cases) {
-    Run r = run("--out " + (out / "o").string() + " --epochs 1 --limit-train 64 --limit-test 64 " + c.args);
+    AppRun r = run("--out " + (out / "o").string() + " --epochs 1 --limit-train 64 --limit-test 64 " + c.args);
     EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
   }
