@@ -4,6 +4,8 @@
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "nn/nn.h"
+#include "optim/optim.h"
 #include "tensor/cuda_context.h"
 #include "tensor/dtype.h"
 #include "tensor/generator.h"

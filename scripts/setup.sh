@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config ccache
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev zlib1g-dev libstb-dev
-  nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
+  nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
   openmpi-bin libopenmpi-dev
 )
 

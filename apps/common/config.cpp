@@ -1,0 +1,158 @@
+// Config parsing with CLI11 (flags) and yaml-cpp (--config FILE): the file sets values,
+// flags given on the command line override them.
+#include "apps/common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <vector>
+
+namespace ember::app {
+
+namespace {
+
+std::string dashed(std::string k) {
+  std::replace(k.begin(), k.end(), '_', '-');
+  return k;
+}
+
+void add_options(CLI::App& app, TrainConfig& c, std::string& config_file) {
+  app.add_option("--config", config_file, "YAML file with any of these options (flags override it)");
+  app.add_option("--model", c.model, "lenet | mlp | convnet")->capture_default_str();
+  app.add_option("--dataset", c.dataset, "mnist | fashion-mnist")->capture_default_str();
+  app.add_option("--data", c.data, "dataset folder (default: data/<dataset>, then ../shared/data/<dataset>)");
+  app.add_option("--epochs", c.epochs)->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--batch-size", c.batch_size, "batch size per process")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--test-batch-size", c.test_batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--lr", c.lr)->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--momentum", c.momentum)->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--weight-decay", c.weight_decay)->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_flag("--nesterov", c.nesterov, "Nesterov momentum");
+  app.add_option("--scheduler", c.scheduler, "cosine | step | none")->capture_default_str()
+      ->check(CLI::IsMember({"cosine", "step", "none"}));
+  app.add_option("--warmup-epochs", c.warmup_epochs, "linear LR warm-up epochs")->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--device", c.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
+  app.add_option("--seed", c.seed)->capture_default_str();
+  app.add_flag("--deterministic", c.deterministic, "deterministic algorithms (bitwise-reproducible on CPU)");
+  app.add_option("--workers", c.workers, "data loader prefetch threads")->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--out", c.out, "output folder: train.log, metrics.jsonl, best.safetensors, last.ckpt")
+      ->capture_default_str();
+  app.add_option("--log-interval", c.log_interval, "iterations between log lines")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--resume", c.resume, "continue training from this checkpoint");
+  app.add_option("--evaluate", c.evaluate, "test these weights (.safetensors) and exit");
+  app.add_option("--save-every", c.save_every, "also checkpoint every N iterations")->check(CLI::NonNegativeNumber);
+  app.add_option("--crash-iteration", c.crash_iteration, "exit with status 3 right after iteration N (to test resume)");
+  app.add_option("--limit-train", c.limit_train, "use only the first N training samples")->check(CLI::NonNegativeNumber);
+  app.add_option("--limit-test", c.limit_test, "use only the first N test samples")->check(CLI::NonNegativeNumber);
+  app.add_option("--grad-compression", c.grad_compression, "none | fp16 (data-parallel allreduce)")
+      ->capture_default_str()->check(CLI::IsMember({"none", "fp16"}));
+  app.add_option("--bucket-mb", c.bucket_mb, "data-parallel gradient bucket size in MB")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  // An option given twice (in the file, then as a flag) keeps the last value.
+  for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+}
+
+/// Applies a YAML mapping onto the options (as if given as flags before the real ones).
+std::vector<std::string> yaml_to_args(const std::string& path, const CLI::App& app) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw UsageError("--config " + path + ": cannot open the file");
+  } catch (const YAML::Exception& e) {
+    throw UsageError("--config " + path + ": invalid YAML: " + e.what());
+  }
+  if (!root.IsMap()) throw UsageError("--config " + path + ": expected a mapping of option: value");
+  std::vector<std::string> args;
+  for (const auto& kv : root) {
+    std::string key = dashed(kv.first.as<std::string>());
+    if (key == "config") throw UsageError("--config " + path + ": a config file cannot name another");
+    const CLI::Option* opt = app.get_option_no_throw("--" + key);
+    if (!opt) throw UsageError("--config " + path + ": unknown option '" + kv.first.as<std::string>() + "'");
+    if (!kv.second.IsScalar()) throw UsageError("--config " + path + ": option '" + key + "' needs a single value");
+    std::string v = kv.second.as<std::string>();
+    if (opt->get_expected_min() == 0) {  // a flag
+      if (v == "true" || v == "True" || v == "1" || v == "yes") args.push_back("--" + key);
+      else if (!(v == "false" || v == "False" || v == "0" || v == "no"))
+        throw UsageError("--config " + path + ": option '" + key + "' is a flag: true or false, got '" + v + "'");
+      continue;
+    }
+    args.push_back("--" + key);
+    args.push_back(v);
+  }
+  return args;
+}
+
+}  // namespace
+
+bool parse_config(int argc, char** argv, const std::string& app_name, TrainConfig& cfg) {
+  std::string config_file;
+  CLI::App app("ember " + app_name + ": train and evaluate classifiers", app_name);
+  add_options(app, cfg, config_file);
+  std::vector<std::string> args;
+  for (int i = argc - 1; i >= 1; --i) args.push_back(argv[i]);  // CLI11 wants them reversed
+  try {
+    app.parse(args);  // first pass: finds --config (and validates the flags)
+    if (!config_file.empty()) {
+      std::vector<std::string> file_args = yaml_to_args(config_file, app);
+      TrainConfig fresh;
+      cfg = fresh;
+      std::string cf2;
+      CLI::App app2("ember " + app_name, app_name);
+      add_options(app2, cfg, cf2);
+      std::vector<std::string> all;  // flags after the file's values: the flags win
+      for (const auto& a : file_args) all.push_back(a);
+      for (int i = 1; i < argc; ++i) all.push_back(argv[i]);
+      std::reverse(all.begin(), all.end());
+      app2.parse(all);
+    }
+  } catch (const CLI::CallForHelp&) {
+    std::printf("%s", app.help().c_str());
+    return false;
+  } catch (const CLI::ParseError& e) {
+    throw UsageError(e.what());
+  }
+  return true;
+}
+
+std::string config_to_yaml(const TrainConfig& c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  auto kv = [&](const char* k, const auto& v) { out << YAML::Key << k << YAML::Value << v; };
+  kv("model", c.model);
+  kv("dataset", c.dataset);
+  kv("data", c.data);
+  kv("epochs", c.epochs);
+  kv("batch-size", c.batch_size);
+  kv("test-batch-size", c.test_batch_size);
+  kv("lr", c.lr);
+  kv("momentum", c.momentum);
+  kv("weight-decay", c.weight_decay);
+  kv("nesterov", c.nesterov);
+  kv("scheduler", c.scheduler);
+  kv("warmup-epochs", c.warmup_epochs);
+  kv("device", c.device);
+  kv("seed", c.seed);
+  kv("deterministic", c.deterministic);
+  kv("workers", c.workers);
+  kv("out", c.out);
+  kv("log-interval", c.log_interval);
+  kv("resume", c.resume);
+  kv("evaluate", c.evaluate);
+  kv("save-every", c.save_every);
+  kv("crash-iteration", c.crash_iteration);
+  kv("limit-train", c.limit_train);
+  kv("limit-test", c.limit_test);
+  kv("grad-compression", c.grad_compression);
+  kv("bucket-mb", c.bucket_mb);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace ember::app

@@ -1,0 +1,50 @@
+#pragma once
+// The training apps' configuration: defaults, then a YAML file (--config), then flags.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace ember::app {
+
+/// A bad command line or config file: the app prints it and exits with status 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct TrainConfig {
+  std::string model = "lenet";
+  std::string dataset = "mnist";
+  std::string data;  // default: data/<dataset>, then ../shared/data/<dataset>
+  int64_t epochs = 10;
+  int64_t batch_size = 64;       // per process
+  int64_t test_batch_size = 1000;
+  double lr = 0.01;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  bool nesterov = false;
+  std::string scheduler = "cosine";  // cosine | step | none
+  int64_t warmup_epochs = 0;
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  uint64_t seed = 1;
+  bool deterministic = false;
+  int64_t workers = 2;
+  std::string out = "out/mnist";
+  int64_t log_interval = 100;
+  std::string resume;    // checkpoint to continue from
+  std::string evaluate;  // weights to test, then exit
+  int64_t save_every = 0;       // also checkpoint every N iterations (0: per epoch only)
+  int64_t crash_iteration = -1; // exit non-zero right after this global iteration (tests)
+  int64_t limit_train = 0;      // use only the first N training samples (0: all)
+  int64_t limit_test = 0;
+  std::string grad_compression = "none";  // none | fp16 (data-parallel)
+  double bucket_mb = 25.0;                // data-parallel bucket cap
+};
+
+/// Parses argv (`app_name` for help text). Throws UsageError on bad input; returns false
+/// when help was printed (exit 0).
+bool parse_config(int argc, char** argv, const std::string& app_name, TrainConfig& cfg);
+
+/// The resolved configuration as YAML (written to OUT/args.yaml).
+std::string config_to_yaml(const TrainConfig& cfg);
+
+}  // namespace ember::app

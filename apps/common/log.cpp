@@ -1,0 +1,71 @@
+#include "apps/common/log.h"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace ember::app {
+
+std::shared_ptr<spdlog::logger> make_logger(const std::string& file, bool quiet) {
+  std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  if (!file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(file, false));
+  auto log = std::make_shared<spdlog::logger>("ember", sinks.begin(), sinks.end());
+  log->set_pattern("%Y-%m-%d %H:%M:%S %^%l%$ %v");
+  log->set_level(quiet ? spdlog::level::warn : spdlog::level::info);
+  log->flush_on(spdlog::level::info);
+  return log;
+}
+
+Progress::Progress(std::shared_ptr<spdlog::logger> log, int64_t epoch, int64_t epochs,
+                   int64_t total_iters, int64_t log_interval, bool enabled)
+    : log_(std::move(log)),
+      epoch_(epoch),
+      epochs_(epochs),
+      total_(total_iters),
+      interval_(log_interval),
+      enabled_(enabled),
+      tty_(enabled && isatty(fileno(stdout))),
+      start_(std::chrono::steady_clock::now()) {}
+
+void Progress::update(int64_t iter, double loss, double acc, int64_t images) {
+  if (!enabled_) return;
+  images_ += images;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double ips = secs > 0 ? double(images_) / secs : 0.0;
+  double eta = iter > 0 ? secs / double(iter) * double(total_ - iter) : 0.0;
+  if (tty_) {
+    int width = 30;
+    int fill = total_ > 0 ? int(double(width) * double(iter) / double(total_)) : width;
+    std::string bar(size_t(fill), '#');
+    bar.resize(size_t(width), '.');
+    std::printf("\repoch %lld/%lld [%s] %lld/%lld loss %.4f acc %.2f%% %.0f img/s ETA %.0fs   ",
+                (long long)epoch_, (long long)epochs_, bar.c_str(), (long long)iter,
+                (long long)total_, loss, acc * 100, ips, eta);
+    std::fflush(stdout);
+    drawn_ = true;
+    if (iter % interval_ == 0 || iter == total_) {
+      // The file gets the plain line too (the console already shows the bar).
+      for (auto& s : log_->sinks())
+        if (dynamic_cast<spdlog::sinks::basic_file_sink_mt*>(s.get()))
+          s->log(spdlog::details::log_msg("ember", spdlog::level::info,
+                                          fmt::format("epoch {} iter {}/{} loss {:.4f} acc {:.2f}% {:.0f} img/s",
+                                                      epoch_, iter, total_, loss, acc * 100, ips)));
+    }
+  } else if (iter % interval_ == 0 || iter == total_) {
+    log_->info("epoch {} iter {}/{} loss {:.4f} acc {:.2f}% {:.0f} img/s ETA {:.0f}s", epoch_, iter,
+               total_, loss, acc * 100, ips, eta);
+  }
+}
+
+void Progress::finish() {
+  if (tty_ && drawn_) {
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace ember::app

@@ -1,0 +1,36 @@
+#pragma once
+// The apps' console + file logging (spdlog), and the training progress display.
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace spdlog {
+class logger;
+}
+
+namespace ember::app {
+
+/// Logs to the console and to `file` (appending; empty: console only). `quiet` (ranks > 0
+/// of a data-parallel run) logs warnings and errors only.
+std::shared_ptr<spdlog::logger> make_logger(const std::string& file, bool quiet = false);
+
+/// A live one-line bar (loss, images/s, ETA) when stdout is a terminal; otherwise a plain
+/// line every `log_interval` iterations, so logs and CI output stay readable.
+class Progress {
+ public:
+  Progress(std::shared_ptr<spdlog::logger> log, int64_t epoch, int64_t epochs, int64_t total_iters,
+           int64_t log_interval, bool enabled);
+  /// After iteration `iter` (1-based within the epoch) with its running loss/accuracy.
+  void update(int64_t iter, double loss, double acc, int64_t images);
+  void finish();
+
+ private:
+  std::shared_ptr<spdlog::logger> log_;
+  int64_t epoch_, epochs_, total_, interval_;
+  bool enabled_, tty_;
+  int64_t images_ = 0;
+  std::chrono::steady_clock::time_point start_;
+  bool drawn_ = false;
+};
+
+}  // namespace ember::app

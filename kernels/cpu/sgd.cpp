@@ -1,0 +1,40 @@
+// CPU fused SGD step: the sgd_apply functor over contiguous buffers, OpenMP across chunks.
+#include "kernels/cpu/loops.h"
+#include "kernels/sgd.h"
+#include "kernels/sgd_math.h"
+#include "tensor/error.h"
+
+namespace ember::cpu {
+
+namespace {
+template <class T>
+void sgd_loop(T* p, const T* g, T* buf, int64_t n, const SgdStepArgs& a) {
+  using C = compute_t<T>;
+  const SgdCoeffs<C> k{C(a.lr),        C(a.momentum),     C(1.0 - a.dampening),
+                       C(a.weight_decay), a.nesterov,     buf != nullptr,
+                       a.first_step,   a.maximize};
+  parallel_for(n, [&](int64_t b, int64_t e) {
+    if (buf) {
+      for (int64_t i = b; i < e; ++i) {
+        C m = C(buf[i]);
+        p[i] = T(sgd_apply<C>(C(p[i]), C(g[i]), m, k));
+        buf[i] = T(m);
+      }
+    } else {
+      C unused = C(0);
+      for (int64_t i = b; i < e; ++i) p[i] = T(sgd_apply<C>(C(p[i]), C(g[i]), unused, k));
+    }
+  });
+}
+}  // namespace
+
+void sgd_step(DType dtype, void* param, const void* grad, void* momentum_buf, int64_t n,
+              const SgdStepArgs& args) {
+  if (n == 0) return;
+  EMBER_DISPATCH_FLOAT(dtype, "sgd_step", [&] {
+    sgd_loop<scalar_t>(static_cast<scalar_t*>(param), static_cast<const scalar_t*>(grad),
+                       static_cast<scalar_t*>(momentum_buf), n, args);
+  });
+}
+
+}  // namespace ember::cpu

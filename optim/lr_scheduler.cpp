@@ -1,0 +1,216 @@
+// LR schedules: closed forms of PyTorch's schedulers (Note [Schedule steps]).
+#include "optim/lr_scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+namespace ember::optim {
+
+// ---- LRScheduler
+
+LRScheduler::LRScheduler(Optimizer& optimizer)
+    : optimizer_(&optimizer), base_lr_(optimizer.lr()) {}
+
+void LRScheduler::apply() { optimizer_->set_lr(lr_at(last_step_)); }
+
+void LRScheduler::step() {
+  ++last_step_;
+  apply();
+}
+
+void LRScheduler::set_step(int64_t t) {
+  EMBER_CHECK(t >= 0, name(), ": step must be >= 0, got ", t);
+  last_step_ = t;
+  apply();
+}
+
+double LRScheduler::get(const ScalarState& s, const std::string& key, const std::string& who) {
+  auto it = s.find(key);
+  EMBER_CHECK(it != s.end(), who, ".load_state_dict: the state has no '", key, "' entry");
+  return it->second;
+}
+
+ScalarState LRScheduler::state_dict() const {
+  return {{"last_step", double(last_step_)}, {"base_lr", base_lr_}};
+}
+
+void LRScheduler::load_state_dict(const ScalarState& s) {
+  double t = get(s, "last_step", name());
+  EMBER_CHECK(t >= 0 && t == std::floor(t), name(), ".load_state_dict: last_step must be a "
+              "non-negative integer, got ", t);
+  base_lr_ = get(s, "base_lr", name());
+  last_step_ = int64_t(t);
+  apply();
+}
+
+// ---- CosineAnnealingLR
+
+CosineAnnealingLR::CosineAnnealingLR(Optimizer& optimizer, int64_t T_max, double eta_min)
+    : LRScheduler(optimizer), T_max_(T_max), eta_min_(eta_min) {
+  EMBER_CHECK(T_max > 0, "CosineAnnealingLR: T_max must be positive, got ", T_max);
+  apply();
+}
+
+double CosineAnnealingLR::lr_at(int64_t t) const {
+  return eta_min_ + (base_lr_ - eta_min_) *
+                        (1.0 + std::cos(std::numbers::pi * double(t) / double(T_max_))) / 2.0;
+}
+
+ScalarState CosineAnnealingLR::state_dict() const {
+  ScalarState s = LRScheduler::state_dict();
+  s["T_max"] = double(T_max_);
+  s["eta_min"] = eta_min_;
+  return s;
+}
+
+void CosineAnnealingLR::load_state_dict(const ScalarState& s) {
+  double T = get(s, "T_max", name());
+  EMBER_CHECK(T > 0, name(), ".load_state_dict: T_max must be positive, got ", T);
+  T_max_ = int64_t(T);
+  eta_min_ = get(s, "eta_min", name());
+  LRScheduler::load_state_dict(s);
+}
+
+// ---- StepLR
+
+StepLR::StepLR(Optimizer& optimizer, int64_t step_size, double gamma)
+    : LRScheduler(optimizer), step_size_(step_size), gamma_(gamma) {
+  EMBER_CHECK(step_size > 0, "StepLR: step_size must be positive, got ", step_size);
+  apply();
+}
+
+double StepLR::lr_at(int64_t t) const {
+  return base_lr_ * std::pow(gamma_, double(t / step_size_));
+}
+
+ScalarState StepLR::state_dict() const {
+  ScalarState s = LRScheduler::state_dict();
+  s["step_size"] = double(step_size_);
+  s["gamma"] = gamma_;
+  return s;
+}
+
+void StepLR::load_state_dict(const ScalarState& s) {
+  double n = get(s, "step_size", name());
+  EMBER_CHECK(n > 0, name(), ".load_state_dict: step_size must be positive, got ", n);
+  step_size_ = int64_t(n);
+  gamma_ = get(s, "gamma", name());
+  LRScheduler::load_state_dict(s);
+}
+
+// ---- MultiStepLR
+
+MultiStepLR::MultiStepLR(Optimizer& optimizer, std::vector<int64_t> milestones, double gamma)
+    : LRScheduler(optimizer), milestones_(std::move(milestones)), gamma_(gamma) {
+  std::sort(milestones_.begin(), milestones_.end());
+  apply();
+}
+
+double MultiStepLR::lr_at(int64_t t) const {
+  // bisect_right: milestones <= t have passed (a repeated milestone counts twice, as PyTorch).
+  auto passed = std::upper_bound(milestones_.begin(), milestones_.end(), t) - milestones_.begin();
+  return base_lr_ * std::pow(gamma_, double(passed));
+}
+
+ScalarState MultiStepLR::state_dict() const {
+  ScalarState s = LRScheduler::state_dict();
+  s["gamma"] = gamma_;
+  s["milestones.count"] = double(milestones_.size());
+  for (size_t i = 0; i < milestones_.size(); ++i)
+    s["milestones." + std::to_string(i)] = double(milestones_[i]);
+  return s;
+}
+
+void MultiStepLR::load_state_dict(const ScalarState& s) {
+  double n = get(s, "milestones.count", name());
+  std::vector<int64_t> ms;
+  for (int64_t i = 0; i < int64_t(n); ++i)
+    ms.push_back(int64_t(get(s, "milestones." + std::to_string(i), name())));
+  std::sort(ms.begin(), ms.end());
+  double gamma = get(s, "gamma", name());
+  get(s, "last_step", name());  // check before changing anything
+  get(s, "base_lr", name());
+  milestones_ = std::move(ms);
+  gamma_ = gamma;
+  LRScheduler::load_state_dict(s);
+}
+
+// ---- LambdaLR
+
+LambdaLR::LambdaLR(Optimizer& optimizer, std::function<double(int64_t)> factor)
+    : LRScheduler(optimizer), factor_(std::move(factor)) {
+  EMBER_CHECK(static_cast<bool>(factor_), "LambdaLR: the factor function is empty");
+  apply();
+}
+
+double LambdaLR::lr_at(int64_t t) const { return base_lr_ * factor_(t); }
+
+// ---- WarmupLR
+
+WarmupLR::WarmupLR(Optimizer& optimizer, std::shared_ptr<LRScheduler> after,
+                   int64_t warmup_steps, double start_factor)
+    : LRScheduler(optimizer), after_(std::move(after)), warmup_steps_(warmup_steps),
+      start_factor_(start_factor) {
+  EMBER_CHECK(after_ != nullptr, "WarmupLR: the schedule after the warm-up is null");
+  EMBER_CHECK(warmup_steps >= 0, "WarmupLR: warmup_steps must be >= 0, got ", warmup_steps);
+  EMBER_CHECK(start_factor > 0.0 && start_factor <= 1.0,
+              "WarmupLR: start_factor must be in (0, 1], got ", start_factor);
+  // `after` already set the optimizer's lr to its own step 0: take its base lr instead.
+  base_lr_ = after_->base_lr();
+  apply();
+}
+
+double WarmupLR::lr_at(int64_t t) const {
+  if (t < warmup_steps_)
+    return base_lr_ * (start_factor_ + (1.0 - start_factor_) * double(t) / double(warmup_steps_));
+  return after_->lr_at(t - warmup_steps_);
+}
+
+ScalarState WarmupLR::state_dict() const {
+  ScalarState s = LRScheduler::state_dict();
+  s["warmup_steps"] = double(warmup_steps_);
+  s["start_factor"] = start_factor_;
+  for (const auto& [k, v] : after_->state_dict()) s["after." + k] = v;
+  return s;
+}
+
+void WarmupLR::load_state_dict(const ScalarState& s) {
+  double w = get(s, "warmup_steps", name());
+  double f = get(s, "start_factor", name());
+  EMBER_CHECK(w >= 0 && f > 0.0 && f <= 1.0, name(), ".load_state_dict: bad warm-up (steps ",
+              w, ", start_factor ", f, ")");
+  ScalarState inner;
+  for (const auto& [k, v] : s)
+    if (k.rfind("after.", 0) == 0) inner[k.substr(6)] = v;
+  after_->load_state_dict(inner);  // sets the lr to its own step; ours is applied below
+  warmup_steps_ = int64_t(w);
+  start_factor_ = f;
+  LRScheduler::load_state_dict(s);
+}
+
+// ---- factory
+
+std::shared_ptr<LRScheduler> make_scheduler(Optimizer& opt, const SchedulerConfig& c) {
+  EMBER_CHECK(c.warmup_steps >= 0, "scheduler: warmup_steps must be >= 0, got ", c.warmup_steps);
+  std::shared_ptr<LRScheduler> main;
+  if (c.kind == "cosine") {
+    int64_t T = c.total_steps - c.warmup_steps;
+    EMBER_CHECK(T > 0, "scheduler: cosine needs total_steps (", c.total_steps,
+                ") greater than warmup_steps (", c.warmup_steps, ")");
+    main = std::make_shared<CosineAnnealingLR>(opt, T, c.eta_min);
+  } else if (c.kind == "step") {
+    main = std::make_shared<StepLR>(opt, c.step_size, c.gamma);
+  } else if (c.kind == "multistep") {
+    main = std::make_shared<MultiStepLR>(opt, c.milestones, c.gamma);
+  } else if (c.kind == "none" || c.kind == "constant") {
+    main = std::make_shared<ConstantLR>(opt);
+  } else {
+    EMBER_THROW("unknown scheduler '", c.kind, "'; valid schedulers are: cosine, step, "
+                "multistep, none");
+  }
+  if (c.warmup_steps == 0) return main;
+  return std::make_shared<WarmupLR>(opt, main, c.warmup_steps, c.warmup_start_factor);
+}
+
+}  // namespace ember::optim

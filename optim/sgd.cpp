@@ -1,0 +1,173 @@
+// Optimizer base and SGD.
+#include "optim/sgd.h"
+
+#include <unordered_set>
+
+#include "autograd/grad_mode.h"
+#include "autograd/ops.h"
+#include "kernels/sgd.h"
+#include "tensor/layout.h"
+#if EMBER_WITH_CUDA
+#include "tensor/cuda/stream.h"
+#endif
+
+namespace ember::optim {
+
+// ---- Optimizer
+
+Optimizer::Optimizer(TensorList params) : params_(std::move(params)) {
+  EMBER_CHECK(!params_.empty(), "optimizer got an empty parameter list");
+  std::unordered_set<const TensorImpl*> seen;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    EMBER_CHECK(p.defined(), "optimizer: parameter ", i, " is undefined");
+    EMBER_CHECK(is_floating(p.dtype()), "optimizer: parameter ", i,
+                " must have a floating dtype, got ", dtype_name(p.dtype()));
+    EMBER_CHECK(p.is_leaf(), "optimizer: parameter ", i, " is not a leaf tensor");
+    EMBER_CHECK(seen.insert(p.impl()).second, "optimizer: parameter ", i,
+                " appears more than once in the parameter list");
+  }
+}
+
+void Optimizer::zero_grad(bool set_to_none) {
+  NoGradGuard no_grad;
+  for (const Tensor& p : params_) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    if (set_to_none) {
+      p.set_grad(Tensor());
+    } else {
+      g.zero_();
+    }
+  }
+}
+
+// ---- SGD
+
+namespace {
+void check_options(const SGDOptions& o) {
+  EMBER_CHECK(o.lr >= 0.0, "SGD: lr must be >= 0, got ", o.lr);
+  EMBER_CHECK(o.momentum >= 0.0, "SGD: momentum must be >= 0, got ", o.momentum);
+  EMBER_CHECK(o.weight_decay >= 0.0, "SGD: weight_decay must be >= 0, got ", o.weight_decay);
+  EMBER_CHECK(!o.nesterov || (o.momentum > 0.0 && o.dampening == 0.0),
+              "SGD: nesterov needs momentum > 0 and dampening = 0, got momentum ", o.momentum,
+              " and dampening ", o.dampening);
+}
+}  // namespace
+
+SGD::SGD(TensorList params, SGDOptions options)
+    : Optimizer(std::move(params)), options_(options), buffers_(params_.size()) {
+  check_options(options_);
+}
+
+void SGD::set_lr(double lr) {
+  EMBER_CHECK(lr >= 0.0, "SGD: lr must be >= 0, got ", lr);
+  options_.lr = lr;
+}
+
+const Tensor& SGD::momentum_buffer(size_t i) const {
+  EMBER_CHECK(i < buffers_.size(), "SGD: parameter index ", i, " out of range for ",
+              buffers_.size(), " parameters");
+  return buffers_[i];
+}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  const bool use_momentum = options_.momentum != 0.0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    EMBER_CHECK(g.shape() == p.shape() && g.dtype() == p.dtype() && g.device() == p.device(),
+                "SGD: the gradient of parameter ", i, " (", g.shape_str(), ", ",
+                dtype_name(g.dtype()), ", ", g.device().str(), ") does not match it (",
+                p.shape_str(), ", ", dtype_name(p.dtype()), ", ", p.device().str(), ")");
+    // Parameters are contiguous when made by nn layers; the fused kernel needs that.
+    EMBER_CHECK(p.is_contiguous(), "SGD: parameter ", i, " ", p.shape_str(),
+                " must be contiguous for the fused update");
+    g = g.contiguous();
+    Tensor& buf = buffers_[i];
+    // The parameter moved (Module::to) since the buffer was made: the buffer follows it.
+    if (buf.defined() && (buf.device() != p.device() || buf.dtype() != p.dtype()))
+      buf = buf.to(p.device(), p.dtype()).contiguous();
+    bool first = false;
+    if (use_momentum && !buf.defined()) {
+      buf = empty(p.shape(), {.dtype = p.dtype(), .device = p.device()});
+      first = true;
+    }
+    SgdStepArgs args{options_.lr, options_.momentum, options_.dampening, options_.weight_decay,
+                     options_.nesterov, options_.maximize, first};
+    void* bptr = use_momentum ? buf.data_ptr() : nullptr;
+    if (p.device().is_cpu()) {
+      cpu::sgd_step(p.dtype(), p.data_ptr(), g.data_ptr(), bptr, p.numel(), args);
+    } else {
+      check_device_available(p.device(), "SGD.step");
+#if EMBER_WITH_CUDA
+      cuda::DeviceGuard guard(p.device().index);
+      cuda::sgd_step(p.dtype(), p.data_ptr(), g.data_ptr(), bptr, p.numel(), args,
+                     cuda::current_stream(p.device().index));
+#endif
+    }
+    p.bump_version();
+    if (use_momentum) buf.bump_version();
+  }
+}
+
+OptimizerState SGD::state_dict() const {
+  OptimizerState s;
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    if (buffers_[i].defined())
+      s.tensors.insert("state." + std::to_string(i) + ".momentum_buffer", buffers_[i]);
+  s.scalars = {{"lr", options_.lr},
+               {"momentum", options_.momentum},
+               {"dampening", options_.dampening},
+               {"weight_decay", options_.weight_decay},
+               {"nesterov", options_.nesterov ? 1.0 : 0.0},
+               {"maximize", options_.maximize ? 1.0 : 0.0},
+               {"num_params", double(params_.size())}};
+  return s;
+}
+
+void SGD::load_state_dict(const OptimizerState& state) {
+  auto scalar = [&](const char* key) {
+    auto it = state.scalars.find(key);
+    EMBER_CHECK(it != state.scalars.end(), "SGD.load_state_dict: the state has no '", key,
+                "' entry");
+    return it->second;
+  };
+  double n = scalar("num_params");
+  EMBER_CHECK(n == double(params_.size()), "SGD.load_state_dict: the state is for ", n,
+              " parameters, this optimizer has ", params_.size());
+  SGDOptions o{scalar("lr"), scalar("momentum"), scalar("dampening"), scalar("weight_decay"),
+               scalar("nesterov") != 0.0, scalar("maximize") != 0.0};
+  check_options(o);
+  // Validate every buffer before changing anything.
+  std::vector<Tensor> bufs(params_.size());
+  size_t matched = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor b = state.tensors.get("state." + std::to_string(i) + ".momentum_buffer");
+    if (!b.defined()) continue;
+    ++matched;
+    EMBER_CHECK(b.shape() == params_[i].shape(), "SGD.load_state_dict: momentum buffer ", i,
+                " has shape ", b.shape_str(), ", its parameter has ", params_[i].shape_str());
+    bufs[i] = b;
+  }
+  EMBER_CHECK(matched == state.tensors.size(), "SGD.load_state_dict: ",
+              state.tensors.size() - matched, " tensor(s) in the state are not momentum buffers "
+              "of this optimizer's parameters (expected keys state.<i>.momentum_buffer, i < ",
+              params_.size(), ")");
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!bufs[i].defined()) {
+      buffers_[i] = Tensor();
+      continue;
+    }
+    // A private copy on the parameter's device and dtype (the state may be on the CPU).
+    Tensor b = empty(params_[i].shape(), {.dtype = params_[i].dtype(), .device = params_[i].device()});
+    b.copy_(bufs[i]);
+    buffers_[i] = b;
+  }
+  options_ = o;
+}
+
+}  // namespace ember::optim

@@ -1,0 +1,47 @@
+#pragma once
+// torch.optim.SGD, with a fused update kernel per device (kernels/sgd.h).
+#include <vector>
+
+#include "optim/optimizer.h"
+
+namespace ember::optim {
+
+struct SGDOptions {
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+  bool maximize = false;
+};
+
+/// Stochastic gradient descent with PyTorch's exact update rule, for each parameter p
+/// with gradient g (one fused pass over p, g and the momentum buffer b):
+///   g = g + weight_decay * p                         (when weight_decay != 0)
+///   b = g at the first step, else momentum * b + (1 - dampening) * g   (momentum != 0)
+///   g = g + momentum * b (nesterov) or g = b
+///   p = p - lr * g
+/// The update runs outside autograd and bumps the parameter's version.
+class SGD : public Optimizer {
+ public:
+  SGD(TensorList params, SGDOptions options = {});
+  void step() override;
+
+  double lr() const override { return options_.lr; }
+  void set_lr(double lr) override;
+  const SGDOptions& options() const { return options_; }
+
+  /// tensors "state.<i>.momentum_buffer" for each parameter that has one; scalars lr,
+  /// momentum, dampening, weight_decay, nesterov, maximize (0/1), num_params.
+  OptimizerState state_dict() const override;
+  void load_state_dict(const OptimizerState& state) override;
+
+  /// The momentum buffer of parameter i (undefined before its first step with momentum).
+  const Tensor& momentum_buffer(size_t i) const;
+
+ private:
+  SGDOptions options_;
+  std::vector<Tensor> buffers_;
+};
+
+}  // namespace ember::optim
