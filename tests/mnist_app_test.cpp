@@ -3,6 +3,7 @@
 // the same weights as the uninterrupted one, --evaluate reproduces the logged accuracy, and
 // every bad input gets its exit status and a message.
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -38,7 +39,8 @@ AppRun run(const std::string& args) {
 std::string mnist_dir() { return test::shared_data_dir() + "/mnist"; }
 
 fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("ember_app_test_" + name);
+  // Per process: several checkouts may run this suite at once on one machine.
+  fs::path p = fs::temp_directory_path() / ("ember_app_test_" + name + "_" + std::to_string(getpid()));
   fs::remove_all(p);
   return p;
 }
