@@ -354,6 +354,43 @@ TEST(Pool, MaxPropagatesNan) {
   EXPECT_TRUE(std::isnan(max_pool2d(x, {2, 2}).item<float>()));
 }
 
+// The f32 2x2 stride-2 fast path (four windows at a time, then a scalar tail) against a
+// naive loop: ties go to the first maximum in row-major window order, the first NaN wins.
+TEST(Pool, Max2x2FastPathTiesAndNan) {
+  const int64_t P = 3, H = 6, W = 22, OH = 3, OW = 11;  // OW = 11: 8 vectorized + 3 tail
+  std::vector<float> xv(size_t(P * H * W));
+  uint32_t r = 12345;
+  for (float& v : xv) {
+    r = r * 1664525u + 1013904223u;
+    const uint32_t k = (r >> 24) % 16;
+    v = k == 0 ? NAN : k == 1 ? -INFINITY : float(k % 3);  // few distinct values: many ties
+  }
+  Tensor x = from_vector(xv, {1, P, H, W}).requires_grad_();
+  Tensor y = max_pool2d(x, {2, 2});
+  y.backward(ones_like(y));
+  std::vector<float> yv = y.to_vector<float>(), gv = x.grad().to_vector<float>();
+  for (int64_t p = 0; p < P; ++p)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float best = -INFINITY;
+        int64_t arg = (2 * oh) * W + 2 * ow;
+        for (int64_t i = 0; i < 2 && !std::isnan(best); ++i)
+          for (int64_t j = 0; j < 2; ++j) {
+            const int64_t at = (2 * oh + i) * W + 2 * ow + j;
+            const float v = xv[size_t(p * H * W + at)];
+            if (std::isnan(v)) { best = v; arg = at; break; }
+            if (v > best) { best = v; arg = at; }
+          }
+        const float got = yv[size_t((p * OH + oh) * OW + ow)];
+        EXPECT_TRUE(std::isnan(best) ? std::isnan(got) : got == best) << p << " " << oh << " " << ow;
+        for (int64_t i = 0; i < 2; ++i)
+          for (int64_t j = 0; j < 2; ++j) {
+            const int64_t at = (2 * oh + i) * W + 2 * ow + j;
+            EXPECT_EQ(gv[size_t(p * H * W + at)], at == arg ? 1.0f : 0.0f) << p << " " << oh << " " << ow;
+          }
+      }
+}
+
 TEST(Pool, AdaptiveForward) {
   Tensor x = randn({2, 3, 7, 10}, {.dtype = DType::f64});
   for (std::array<int64_t, 2> o : {std::array<int64_t, 2>{1, 1}, {3, 4}, {7, 10}, {5, 3}, {10, 13}}) {

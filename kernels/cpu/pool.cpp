@@ -1,9 +1,15 @@
 // CPU pooling: planes spread over OpenMP threads; backward scatters into each plane's own
 // gradient, so no two threads write the same element.
 #include <algorithm>
+#include <bit>
+#include <cstdint>
+#include <type_traits>
 #include <cmath>
 #include <limits>
 #include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "kernels/cpu/loops.h"
 #include "kernels/pool.h"
@@ -18,37 +24,143 @@ int64_t plane_grain(int64_t work_per_plane) {
   return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, work_per_plane));
 }
 
+// One max window: the first maximum wins (strict >), a NaN wins and sticks, as in
+// PyTorch. Which value wins is data-dependent and mispredicts as a branch, and compilers
+// turn a float `take ? v : best` back into one: the selects are done on the bits.
+template <class C>
+struct MaxArg {
+  using U = std::conditional_t<sizeof(C) == 4, uint32_t, uint64_t>;
+  C best = -std::numeric_limits<C>::infinity();
+  int64_t arg = 0;
+  void visit(C v, int64_t at) {
+    const bool take = (v > best) | ((v != v) & (best == best));
+    const U m = U(0) - U(take);
+    best = std::bit_cast<C>(U((std::bit_cast<U>(v) & m) | (std::bit_cast<U>(best) & ~m)));
+    const int64_t mi = -int64_t(take);
+    arg = (at & mi) | (arg & ~mi);
+  }
+};
+
+// Windows that lie wholly inside the input (no padding): no clipping.
+template <class T>
+void max_fwd_interior(const T* xp, T* yp, int64_t* ip, const PoolGeometry& g) {
+  using C = compute_t<T>;
+  for (int64_t oh = 0; oh < g.oh; ++oh) {
+    const int64_t h0 = oh * g.sh;
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      const int64_t w0 = ow * g.sw;
+      MaxArg<C> m;
+      m.arg = h0 * g.w + w0;
+      for (int64_t i = 0; i < g.kh; ++i) {
+        const T* r = xp + (h0 + i) * g.w;
+        for (int64_t j = 0; j < g.kw; ++j) m.visit(C(r[w0 + j]), (h0 + i) * g.w + w0 + j);
+      }
+      yp[oh * g.ow + ow] = T(m.best);
+      ip[oh * g.ow + ow] = m.arg;
+    }
+  }
+}
+
+template <class T>
+void max_fwd_clipped(const T* xp, T* yp, int64_t* ip, const PoolGeometry& g) {
+  using C = compute_t<T>;
+  for (int64_t oh = 0; oh < g.oh; ++oh) {
+    const int64_t h0 = std::max<int64_t>(oh * g.sh - g.ph, 0);
+    const int64_t h1 = std::min<int64_t>(oh * g.sh - g.ph + g.kh, g.h);
+    for (int64_t ow = 0; ow < g.ow; ++ow) {
+      const int64_t w0 = std::max<int64_t>(ow * g.sw - g.pw, 0);
+      const int64_t w1 = std::min<int64_t>(ow * g.sw - g.pw + g.kw, g.w);
+      MaxArg<C> m;
+      m.arg = h0 * g.w + w0;
+      for (int64_t ih = h0; ih < h1; ++ih)
+        for (int64_t iw = w0; iw < w1; ++iw) m.visit(C(xp[ih * g.w + iw]), ih * g.w + iw);
+      yp[oh * g.ow + ow] = T(m.best);
+      ip[oh * g.ow + ow] = m.arg;
+    }
+  }
+}
+
+#if defined(__SSE2__)
+// 2x2 windows at stride 2 in f32, four outputs at a time with the same rule as MaxArg:
+// candidates in order a (r0[2o]), b (r0[2o+1]), c (r1[2o]), d (r1[2o+1]). Returns how
+// many outputs of the row it wrote (a multiple of 4); the caller finishes the rest.
+int64_t max_row_2x2_sse2(const float* r0, const float* r1, float* y, int64_t* ip, int64_t ow,
+                         int64_t base, int64_t w) {
+  const __m128i off_b = _mm_set1_epi32(1), off_c = _mm_set1_epi32(int32_t(w));
+  const __m128i off_d = _mm_set1_epi32(int32_t(w + 1)), zero = _mm_setzero_si128();
+  int64_t o = 0;
+  for (; o + 4 <= ow; o += 4) {
+    const __m128 r0lo = _mm_loadu_ps(r0 + 2 * o), r0hi = _mm_loadu_ps(r0 + 2 * o + 4);
+    const __m128 r1lo = _mm_loadu_ps(r1 + 2 * o), r1hi = _mm_loadu_ps(r1 + 2 * o + 4);
+    __m128 best = _mm_shuffle_ps(r0lo, r0hi, _MM_SHUFFLE(2, 0, 2, 0));
+    __m128i off = zero;
+    auto visit = [&](__m128 v, __m128i at) {
+      const __m128 take = _mm_or_ps(_mm_cmpgt_ps(v, best),
+                                    _mm_andnot_ps(_mm_cmpunord_ps(best, best), _mm_cmpunord_ps(v, v)));
+      best = _mm_or_ps(_mm_and_ps(take, v), _mm_andnot_ps(take, best));
+      const __m128i t = _mm_castps_si128(take);
+      off = _mm_or_si128(_mm_and_si128(t, at), _mm_andnot_si128(t, off));
+    };
+    visit(_mm_shuffle_ps(r0lo, r0hi, _MM_SHUFFLE(3, 1, 3, 1)), off_b);
+    visit(_mm_shuffle_ps(r1lo, r1hi, _MM_SHUFFLE(2, 0, 2, 0)), off_c);
+    visit(_mm_shuffle_ps(r1lo, r1hi, _MM_SHUFFLE(3, 1, 3, 1)), off_d);
+    _mm_storeu_ps(y + o, best);
+    // Window starts base + 2o + {0, 2, 4, 6}; indices are >= 0, so widening is a zero-extend.
+    const __m128i pos = _mm_add_epi32(off, _mm_add_epi32(_mm_set1_epi32(int32_t(base + 2 * o)),
+                                                         _mm_setr_epi32(0, 2, 4, 6)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(ip + o), _mm_unpacklo_epi32(pos, zero));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(ip + o + 2), _mm_unpackhi_epi32(pos, zero));
+  }
+  return o;
+}
+#endif
+
+/// 2x2 windows at stride 2, no padding.
+template <class T>
+void max_fwd_2x2(const T* xp, T* yp, int64_t* ip, const PoolGeometry& g) {
+  using C = compute_t<T>;
+  for (int64_t oh = 0; oh < g.oh; ++oh) {
+    const int64_t base = 2 * oh * g.w;
+    const T* r0 = xp + base;
+    const T* r1 = r0 + g.w;
+    T* y = yp + oh * g.ow;
+    int64_t* ir = ip + oh * g.ow;
+    int64_t o = 0;
+#if defined(__SSE2__)
+    // Plane offsets must fit the 32-bit lanes.
+    if constexpr (std::is_same_v<T, float>) {
+      if (g.h * g.w <= std::numeric_limits<int32_t>::max()) o = max_row_2x2_sse2(r0, r1, y, ir, g.ow, base, g.w);
+    }
+#endif
+    for (; o < g.ow; ++o) {
+      MaxArg<C> m;
+      m.arg = base + 2 * o;
+      m.visit(C(r0[2 * o]), base + 2 * o);
+      m.visit(C(r0[2 * o + 1]), base + 2 * o + 1);
+      m.visit(C(r1[2 * o]), base + g.w + 2 * o);
+      m.visit(C(r1[2 * o + 1]), base + g.w + 2 * o + 1);
+      y[o] = T(m.best);
+      ir[o] = m.arg;
+    }
+  }
+}
+
 template <class T>
 void max_fwd(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
-  using C = compute_t<T>;
+  // Without padding every window lies inside the input (floor mode).
+  const bool interior = g.ph == 0 && g.pw == 0;
+  const bool k2s2 = interior && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2;
   parallel_for(g.planes, [&](int64_t pb, int64_t pe) {
     for (int64_t p = pb; p < pe; ++p) {
       const T* xp = x + p * g.h * g.w;
       T* yp = y + p * g.oh * g.ow;
       int64_t* ip = idx + p * g.oh * g.ow;
-      for (int64_t oh = 0; oh < g.oh; ++oh) {
-        const int64_t h0 = std::max<int64_t>(oh * g.sh - g.ph, 0);
-        const int64_t h1 = std::min<int64_t>(oh * g.sh - g.ph + g.kh, g.h);
-        for (int64_t ow = 0; ow < g.ow; ++ow) {
-          const int64_t w0 = std::max<int64_t>(ow * g.sw - g.pw, 0);
-          const int64_t w1 = std::min<int64_t>(ow * g.sw - g.pw + g.kw, g.w);
-          C best = -std::numeric_limits<C>::infinity();
-          int64_t arg = h0 * g.w + w0;
-          for (int64_t ih = h0; ih < h1; ++ih) {
-            for (int64_t iw = w0; iw < w1; ++iw) {
-              C v = C(xp[ih * g.w + iw]);
-              // NaN wins and sticks, as in PyTorch.
-              if (v > best || std::isnan(v)) {
-                best = v;
-                arg = ih * g.w + iw;
-                if (std::isnan(v)) goto done;
-              }
-            }
-          }
-        done:
-          yp[oh * g.ow + ow] = T(best);
-          ip[oh * g.ow + ow] = arg;
-        }
+      if (k2s2) {
+        max_fwd_2x2(xp, yp, ip, g);
+      } else if (interior) {
+        max_fwd_interior(xp, yp, ip, g);
+      } else {
+        max_fwd_clipped(xp, yp, ip, g);
       }
     }
   }, plane_grain(g.oh * g.ow * g.kh * g.kw));
