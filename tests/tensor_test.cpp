@@ -99,6 +99,27 @@ TEST(Tensor, FromBlobUsesCallerMemoryAndDeleter) {
   EXPECT_TRUE(deleted);
 }
 
+// Note [CPU caching allocator]: a freed CPU block goes back to ember's cache and the next
+// request of that size gets it again (no fresh pages to fault in); blocks stay 64-byte aligned.
+TEST(Tensor, CpuAllocatorReusesFreedBlocksAligned) {
+  if (const char* e = std::getenv("EMBER_CPU_ALLOC"); e && std::string(e) == "direct") {
+    GTEST_SKIP() << "EMBER_CPU_ALLOC=direct: caching is off";
+  }
+  for (int64_t n : {int64_t(1), int64_t(1000), int64_t(1) << 20, int64_t(3) << 20}) {
+    const void* p = nullptr;
+    {
+      Tensor a = empty({n});
+      p = a.data_ptr();
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << n;
+    }
+    Tensor b = empty({n});
+    EXPECT_EQ(b.data_ptr(), p) << n;
+    Tensor c = empty({n});  // b still holds its block: c gets another one
+    EXPECT_NE(c.data_ptr(), p) << n;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(c.data_ptr()) % 64, 0u) << n;
+  }
+}
+
 TEST(Tensor, ItemAndDataChecks) {
   EXPECT_THROW(zeros({2}).item(), Error);
   EXPECT_THROW(zeros({2}).data<double>(), Error);
