@@ -1,6 +1,7 @@
 #pragma once
 // 2-D convolution (NCHW, groups, stride, padding, dilation): raw entry points.
-// CPU: im2col + BLAS GEMM; CUDA: cuDNN (kernels/cudnn/conv.cpp) or, without cuDNN or when
+// CPU: direct AVX2 kernels for f32 stride-1 convolutions (kernels/cpu/conv_direct.h), else
+// im2col + BLAS GEMM; CUDA: cuDNN (kernels/cudnn/conv.cpp) or, without cuDNN or when
 // it is switched off, direct kernels (kernels/cuda/conv.cu).
 #include <cstdint>
 

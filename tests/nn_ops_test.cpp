@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/conv.h"
+#include "kernels/cpu/conv_direct.h"
 #include "test_util.h"
 
 namespace ember {
@@ -252,6 +254,71 @@ TEST(Conv2d, LargerBatchUsesThreadsConsistently) {
               }
           EXPECT_NEAR(gx[size_t(((n * C + c) * H + ih) * H + iw)], acc, 1e-9);
         }
+}
+
+// Note [Direct convolution]: f32 stride-1 convolutions with well-filled output rows run the
+// AVX2 direct kernels (forward, weight gradient, and the input gradient as a convolution of
+// gy where its padding allows); f64 runs im2col + GEMM, itself checked against the naive
+// loops and by gradcheck above. The cases cover the kernels' tile edges: output channels
+// past a multiple of 6 (forward) and 3 (weight gradient), tap counts past a multiple of 4,
+// rows of 10 (one part-filled tile), 16, 20 (16 + 4), 22 and LeNet's 28 (16 + 12).
+TEST(Conv2d, F32DirectKernelsMatchF64) {
+  struct DirectCase {
+    const char* name;
+    Shape x, w;
+    bool bias;
+    ConvArgs a;
+    bool direct_gx;  // whether the input gradient takes the direct path too
+  };
+  const std::vector<DirectCase> cases = {
+      {"lenet_conv1", {5, 1, 28, 28}, {6, 1, 5, 5}, true, {{1, 1}, {2, 2}, {1, 1}, 1}, true},
+      {"lenet_conv1_threads", {24, 1, 28, 28}, {6, 1, 5, 5}, true, {{1, 1}, {2, 2}, {1, 1}, 1}, true},
+      {"lenet_conv2", {3, 6, 14, 14}, {16, 6, 5, 5}, true, {}, true},
+      {"odd_channels_dilation", {3, 2, 9, 21}, {7, 2, 3, 4}, false, {{1, 1}, {1, 2}, {2, 1}, 1}, true},
+      {"taps_27_row_10", {2, 3, 7, 12}, {5, 3, 3, 3}, true, {}, true},
+      {"row_20", {2, 1, 6, 21}, {2, 1, 2, 2}, true, {}, true},
+      {"row_16", {2, 2, 5, 18}, {4, 2, 3, 3}, true, {}, false},
+      {"resnet_stem", {2, 3, 12, 12}, {8, 3, 3, 3}, false, {{1, 1}, {1, 1}, {1, 1}, 1}, true},
+      {"pad_past_kernel", {2, 2, 10, 10}, {3, 2, 3, 3}, true, {{1, 1}, {3, 3}, {1, 1}, 1}, false},
+  };
+  default_generator().manual_seed(4);
+  for (const DirectCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    ConvGeometry g;
+    g.n = c.x[0], g.c_in = c.x[1], g.h = c.x[2], g.w = c.x[3];
+    g.c_out = c.w[0], g.kh = c.w[2], g.kw = c.w[3];
+    g.ph = c.a.p[0], g.pw = c.a.p[1], g.dh = c.a.d[0], g.dw = c.a.d[1];
+    g.oh = g.h + 2 * g.ph - g.dh * (g.kh - 1), g.ow = g.w + 2 * g.pw - g.dw * (g.kw - 1);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      EXPECT_TRUE(cpu::direct::eligible(g)) << "this case should exercise the direct kernels";
+      EXPECT_EQ(cpu::direct::eligible_grad_input(g), c.direct_gx);
+    }
+#endif
+    Tensor x = randn(c.x, {.dtype = DType::f64}).requires_grad_();
+    Tensor w = randn(c.w, {.dtype = DType::f64}).requires_grad_();
+    Tensor b = c.bias ? randn({c.w[0]}, {.dtype = DType::f64}).requires_grad_() : Tensor();
+    Tensor y = conv2d(x, w, b, c.a.s, c.a.p, c.a.d, c.a.groups);
+    EXPECT_TRUE(all_close(y, conv_ref(x.detach(), w.detach(), c.bias ? b.detach() : Tensor(), c.a), 1e-12, 1e-12));
+    Tensor gy = randn(y.shape(), {.dtype = DType::f64});
+    TensorList in = c.bias ? TensorList{x, w, b} : TensorList{x, w};
+    TensorList ref = autograd::grad({y}, in, {gy});
+
+    Tensor x32 = x.detach().to(DType::f32).requires_grad_();
+    Tensor w32 = w.detach().to(DType::f32).requires_grad_();
+    Tensor b32 = c.bias ? b.detach().to(DType::f32).requires_grad_() : Tensor();
+    Tensor y32 = conv2d(x32, w32, b32, c.a.s, c.a.p, c.a.d, c.a.groups);
+    EXPECT_TRUE(all_close(y32, y, 1e-4, 1e-4));
+    TensorList in32 = c.bias ? TensorList{x32, w32, b32} : TensorList{x32, w32};
+    TensorList got = autograd::grad({y32}, in32, {gy.to(DType::f32)});
+    EXPECT_TRUE(all_close(got[0], ref[0], 1e-4, 1e-4)) << "input gradient";
+    EXPECT_TRUE(all_close(got[1], ref[1], 1e-4, 1e-3)) << "weight gradient";
+    if (c.bias) EXPECT_TRUE(all_close(got[2], ref[2], 1e-4, 1e-3)) << "bias gradient";
+    // Only the weight needs a gradient (LeNet's first layer): the direct weight gradient alone.
+    Tensor w_only = w.detach().to(DType::f32).requires_grad_();
+    Tensor y_only = conv2d(x.detach().to(DType::f32), w_only, Tensor(), c.a.s, c.a.p, c.a.d, c.a.groups);
+    EXPECT_TRUE(all_close(autograd::grad({y_only}, {w_only}, {gy.to(DType::f32)})[0], ref[1], 1e-4, 1e-3));
+  }
 }
 
 TEST(Conv2d, Gradcheck) {

@@ -1,14 +1,17 @@
-// CPU convolution: im2col + GEMM through OpenBLAS. Images are spread over OpenMP threads,
-// each running single-threaded GEMMs on its own column buffer (small per-image GEMMs thread
-// badly inside BLAS); a batch smaller than the thread count lets BLAS thread instead.
+// CPU convolution: f32 stride-1 convolutions run the direct AVX2 kernels where they win
+// (kernels/cpu/conv_direct.h); the rest im2col + GEMM through OpenBLAS. Images are spread over
+// OpenMP threads, each running single-threaded GEMMs on its own column buffer (small per-image
+// GEMMs thread badly inside BLAS); a batch smaller than the thread count lets BLAS thread instead.
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/conv.h"
+#include "kernels/cpu/conv_direct.h"
 #include "kernels/common.h"
 #include "tensor/error.h"
 
@@ -166,18 +169,34 @@ void over_images(const ConvGeometry& g, F&& f) {
   }
 }
 
+/// Whether the f32 direct kernels (Note [Direct convolution]) take this convolution.
+template <class T>
+bool use_direct(const ConvGeometry& g) {
+  return std::is_same_v<T, float> && direct::eligible(g);
+}
+
 template <class T>
 void fwd(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_direct<T>(g)) {
+      const std::vector<float> wr = direct::fwd_weights(w, g);
+      over_images(g, [&](int, int64_t nb, int64_t ne) {
+        direct::Workspace ws(g);
+        direct::fwd(x, wr.data(), b, y, g, nb, ne, ws);
+      });
+      return;
+    }
+  }
   const int64_t ohw = g.oh * g.ow, cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const int64_t k_g = cin_g * g.kh * g.kw;
-  const bool direct = is_pointwise(g);
+  const bool pointwise = is_pointwise(g);
   over_images(g, [&](int, int64_t nb, int64_t ne) {
-    std::vector<T> col(direct ? 0 : size_t(g.c_in * g.kh * g.kw * ohw));
+    std::vector<T> col(pointwise ? 0 : size_t(g.c_in * g.kh * g.kw * ohw));
     for (int64_t n = nb; n < ne; ++n) {
       const T* xn = x + n * g.c_in * g.h * g.w;
       T* yn = y + n * g.c_out * ohw;
       const T* cols = xn;
-      if (!direct) {
+      if (!pointwise) {
         im2col(xn, col.data(), g);
         cols = col.data();
       }
@@ -196,21 +215,45 @@ template <class T>
 void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeometry& g) {
   const int64_t ohw = g.oh * g.ow, cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const int64_t k_g = cin_g * g.kh * g.kw, wsize = g.c_out * k_g;
-  const bool direct = is_pointwise(g);
+  const bool pointwise = is_pointwise(g);
+  // The weight gradient from the direct kernel (in (C_out, K) order) or from im2col + GEMM
+  // (in transposed (K_g, C_out/g) blocks); the input gradient from the direct forward
+  // kernel (a convolution of gy) or from GEMM + col2im.
+  const bool direct_gw = gw && use_direct<T>(g);
+  const bool direct_gx = gx && std::is_same_v<T, float> && direct::eligible_grad_input(g);
+  const bool need_col = !pointwise && ((gx && !direct_gx) || (gw && !direct_gw));
+  [[maybe_unused]] std::vector<float> w_flip;  // the direct input gradient's weights
+  [[maybe_unused]] ConvGeometry gt;            // and its geometry
+  if constexpr (std::is_same_v<T, float>) {
+    if (direct_gx) {
+      w_flip = direct::grad_input_weights(w, g);
+      gt = direct::grad_input_geometry(g);
+    }
+  }
   const int nt = threads_for(g);
   // Per-thread partial sums for the weight and bias gradients, added in thread order.
   std::vector<T> gw_part(gw ? size_t(nt * wsize) : 0, T(0));
   std::vector<T> gb_part(gb ? size_t(nt * g.c_out) : 0, T(0));
   over_images(g, [&](int t, int64_t nb, int64_t ne) {
-    std::vector<T> col(direct ? 0 : size_t(g.c_in * g.kh * g.kw * ohw));
+    std::vector<T> col(need_col ? size_t(g.c_in * g.kh * g.kw * ohw) : 0);
     T* gwt = gw ? gw_part.data() + t * wsize : nullptr;
     T* gbt = gb ? gb_part.data() + t * g.c_out : nullptr;
+    if constexpr (std::is_same_v<T, float>) {
+      if (direct_gw) {
+        direct::Workspace ws(g);
+        direct::grad_weight(x, gy, gwt, g, nb, ne, ws);
+      }
+      if (direct_gx) {
+        direct::Workspace ws(gt);
+        direct::fwd(gy, w_flip.data(), nullptr, gx, gt, nb, ne, ws);
+      }
+    }
     for (int64_t n = nb; n < ne; ++n) {
       const T* gyn = gy + n * g.c_out * ohw;
-      if (gw) {
+      if (gw && !direct_gw) {
         const T* xn = x + n * g.c_in * g.h * g.w;
         const T* cols = xn;
-        if (!direct) {
+        if (!pointwise) {
           im2col(xn, col.data(), g);
           cols = col.data();
         }
@@ -225,15 +268,15 @@ void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeo
       if (gb) {
         for (int64_t c = 0; c < g.c_out; ++c) gbt[c] += sum_contiguous(gyn + c * ohw, ohw);
       }
-      if (gx) {
+      if (gx && !direct_gx) {
         T* gxn = gx + n * g.c_in * g.h * g.w;
         // gcol_g (K_g, OHW) = W_g^T (K_g, C_out/g) @ gY_g (C_out/g, OHW)
-        T* gcol = direct ? gxn : col.data();
+        T* gcol = pointwise ? gxn : col.data();
         for (int64_t gi = 0; gi < g.groups; ++gi) {
           gemm(true, false, k_g, ohw, cout_g, w + gi * cout_g * k_g, k_g, gyn + gi * cout_g * ohw,
                ohw, T(0), gcol + gi * k_g * ohw, ohw);
         }
-        if (!direct) {
+        if (!pointwise) {
           std::fill(gxn, gxn + g.c_in * g.h * g.w, T(0));
           col2im(gcol, gxn, g);
         }
@@ -241,14 +284,18 @@ void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeo
     }
   });
   if (gw) {
-    // Threads' partial sums in thread order, each group's (K_g, C_out/g) block transposed.
+    // Threads' partial sums in thread order; GEMM blocks transposed back to (C_out/g, K_g).
     for (int t = 1; t < nt; ++t)
       for (int64_t i = 0; i < wsize; ++i) gw_part[size_t(i)] += gw_part[size_t(t * wsize + i)];
-    for (int64_t gi = 0; gi < g.groups; ++gi) {
-      const T* src = gw_part.data() + gi * cout_g * k_g;  // (K_g, C_out/g)
-      T* dst = gw + gi * cout_g * k_g;                     // (C_out/g, K_g)
-      for (int64_t k = 0; k < k_g; ++k)
-        for (int64_t c = 0; c < cout_g; ++c) dst[c * k_g + k] = src[k * cout_g + c];
+    if (direct_gw) {
+      std::copy(gw_part.begin(), gw_part.begin() + wsize, gw);
+    } else {
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        const T* src = gw_part.data() + gi * cout_g * k_g;  // (K_g, C_out/g)
+        T* dst = gw + gi * cout_g * k_g;                     // (C_out/g, K_g)
+        for (int64_t k = 0; k < k_g; ++k)
+          for (int64_t c = 0; c < cout_g; ++c) dst[c * k_g + k] = src[k * cout_g + c];
+      }
     }
   }
   if (gb) {
