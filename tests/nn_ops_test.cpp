@@ -256,30 +256,40 @@ TEST(Conv2d, LargerBatchUsesThreadsConsistently) {
         }
 }
 
-// Note [Direct convolution]: f32 stride-1 convolutions with well-filled output rows run the
-// AVX2 direct kernels (forward, weight gradient, and the input gradient as a convolution of
-// gy where its padding allows); f64 runs im2col + GEMM, itself checked against the naive
-// loops and by gradcheck above. The cases cover the kernels' tile edges: output channels
-// past a multiple of 6 (forward) and 3 (weight gradient), tap counts past a multiple of 4,
-// rows of 10 (one part-filled tile), 16, 20 (16 + 4), 22 and LeNet's 28 (16 + 12).
+// Note [Direct convolution]: f32 stride-1 convolutions whose output rows or channels fill
+// the AVX2 kernels' tiles run them (forward, weight gradient, and the input gradient as a
+// convolution of gy where its padding allows); f64 runs im2col + GEMM, itself checked
+// against the naive loops and by gradcheck above. The cases cover both tilings and their
+// edges: output channels past a multiple of 6 (rows forward), 3 (rows weight gradient) and
+// 16 (channels), tap counts past a multiple of 4 and 6, rows of 10, 16, 20 (16 + 4), 22 and
+// LeNet's 28 (16 + 12), rows of 7 to 11 (channels forward: 6 + 1 to 6 + 5 positions).
 TEST(Conv2d, F32DirectKernelsMatchF64) {
+  using cpu::direct::Tiling;
   struct DirectCase {
     const char* name;
     Shape x, w;
     bool bias;
     ConvArgs a;
+    Tiling fwd, gw;  // expected tilings
     bool direct_gx;  // whether the input gradient takes the direct path too
   };
+  const Tiling R = Tiling::rows, C = Tiling::channels, N = Tiling::none;
   const std::vector<DirectCase> cases = {
-      {"lenet_conv1", {5, 1, 28, 28}, {6, 1, 5, 5}, true, {{1, 1}, {2, 2}, {1, 1}, 1}, true},
-      {"lenet_conv1_threads", {24, 1, 28, 28}, {6, 1, 5, 5}, true, {{1, 1}, {2, 2}, {1, 1}, 1}, true},
-      {"lenet_conv2", {3, 6, 14, 14}, {16, 6, 5, 5}, true, {}, true},
-      {"odd_channels_dilation", {3, 2, 9, 21}, {7, 2, 3, 4}, false, {{1, 1}, {1, 2}, {2, 1}, 1}, true},
-      {"taps_27_row_10", {2, 3, 7, 12}, {5, 3, 3, 3}, true, {}, true},
-      {"row_20", {2, 1, 6, 21}, {2, 1, 2, 2}, true, {}, true},
-      {"row_16", {2, 2, 5, 18}, {4, 2, 3, 3}, true, {}, false},
-      {"resnet_stem", {2, 3, 12, 12}, {8, 3, 3, 3}, false, {{1, 1}, {1, 1}, {1, 1}, 1}, true},
-      {"pad_past_kernel", {2, 2, 10, 10}, {3, 2, 3, 3}, true, {{1, 1}, {3, 3}, {1, 1}, 1}, false},
+      {"lenet_conv1", {5, 1, 28, 28}, {6, 1, 5, 5}, true, {{1, 1}, {2, 2}, {1, 1}, 1}, R, R, true},
+      {"lenet_conv1_threads", {24, 1, 28, 28}, {6, 1, 5, 5}, true, {{1, 1}, {2, 2}, {1, 1}, 1}, R, R, true},
+      {"lenet_conv2", {3, 6, 14, 14}, {16, 6, 5, 5}, true, {}, C, C, true},
+      {"lenet_conv2_threads", {12, 6, 14, 14}, {16, 6, 5, 5}, true, {}, C, C, true},
+      {"channels_20_row_9", {3, 3, 9, 11}, {20, 3, 3, 3}, true, {{1, 1}, {1, 0}, {1, 1}, 1}, C, C, true},
+      {"channels_16_row_11", {2, 2, 7, 13}, {16, 2, 3, 3}, true, {}, C, C, true},
+      {"channels_16_row_7", {2, 1, 9, 9}, {16, 1, 3, 3}, false, {}, C, C, false},
+      {"channels_32_rows_8", {2, 5, 8, 8}, {32, 5, 3, 3}, false, {{1, 1}, {1, 1}, {1, 1}, 1}, C, R, false},
+      {"channels_16_dilated", {2, 3, 9, 13}, {16, 3, 3, 2}, true, {{1, 1}, {2, 0}, {2, 3}, 1}, C, C, true},
+      {"odd_channels_dilation", {3, 2, 9, 21}, {7, 2, 3, 4}, false, {{1, 1}, {1, 2}, {2, 1}, 1}, R, R, true},
+      {"taps_27_row_10", {2, 3, 7, 12}, {5, 3, 3, 3}, true, {}, R, R, true},
+      {"row_20", {2, 1, 6, 21}, {2, 1, 2, 2}, true, {}, R, R, true},
+      {"row_16", {2, 2, 5, 18}, {4, 2, 3, 3}, true, {}, R, R, false},
+      {"resnet_stem", {2, 3, 12, 12}, {8, 3, 3, 3}, false, {{1, 1}, {1, 1}, {1, 1}, 1}, R, R, true},
+      {"pad_past_kernel", {2, 2, 10, 10}, {3, 2, 3, 3}, true, {{1, 1}, {3, 3}, {1, 1}, 1}, R, R, false},
   };
   default_generator().manual_seed(4);
   for (const DirectCase& c : cases) {
@@ -291,7 +301,8 @@ TEST(Conv2d, F32DirectKernelsMatchF64) {
     g.oh = g.h + 2 * g.ph - g.dh * (g.kh - 1), g.ow = g.w + 2 * g.pw - g.dw * (g.kw - 1);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-      EXPECT_TRUE(cpu::direct::eligible(g)) << "this case should exercise the direct kernels";
+      EXPECT_EQ(cpu::direct::fwd_tiling(g), c.fwd) << "forward tiling";
+      EXPECT_EQ(cpu::direct::grad_weight_tiling(g), c.gw) << "weight-gradient tiling";
       EXPECT_EQ(cpu::direct::eligible_grad_input(g), c.direct_gx);
     }
 #endif

@@ -219,15 +219,15 @@ void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeo
   // The weight gradient from the direct kernel (in (C_out, K) order) or from im2col + GEMM
   // (in transposed (K_g, C_out/g) blocks); the input gradient from the direct forward
   // kernel (a convolution of gy) or from GEMM + col2im.
-  const bool direct_gw = gw && use_direct<T>(g);
+  const bool direct_gw = gw && std::is_same_v<T, float> && direct::eligible_grad_weight(g);
   const bool direct_gx = gx && std::is_same_v<T, float> && direct::eligible_grad_input(g);
   const bool need_col = !pointwise && ((gx && !direct_gx) || (gw && !direct_gw));
   [[maybe_unused]] std::vector<float> w_flip;  // the direct input gradient's weights
   [[maybe_unused]] ConvGeometry gt;            // and its geometry
   if constexpr (std::is_same_v<T, float>) {
     if (direct_gx) {
-      w_flip = direct::grad_input_weights(w, g);
       gt = direct::grad_input_geometry(g);
+      w_flip = direct::fwd_weights(direct::grad_input_weights(w, g).data(), gt);
     }
   }
   const int nt = threads_for(g);
@@ -239,10 +239,7 @@ void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeo
     T* gwt = gw ? gw_part.data() + t * wsize : nullptr;
     T* gbt = gb ? gb_part.data() + t * g.c_out : nullptr;
     if constexpr (std::is_same_v<T, float>) {
-      if (direct_gw) {
-        direct::Workspace ws(g);
-        direct::grad_weight(x, gy, gwt, g, nb, ne, ws);
-      }
+      if (direct_gw) direct::grad_weight(x, gy, gwt, g, nb, ne);
       if (direct_gx) {
         direct::Workspace ws(gt);
         direct::fwd(gy, w_flip.data(), nullptr, gx, gt, nb, ne, ws);
