@@ -169,6 +169,39 @@ EMBER_AVX2 inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// dst (cols, rows) = src (rows, cols)^T, leading dims lds and ldd: 8x8 blocks in registers,
+// the edges element by element (strided scalar copies of whole planes were 6% of a step).
+EMBER_AVX2 void transpose(const float* src, int64_t rows, int64_t cols, int64_t lds, float* dst,
+                          int64_t ldd) {
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) {
+    int64_t c = 0;
+    for (; c + 8 <= cols; c += 8) {
+      __m256 v[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) v[i] = _mm256_loadu_ps(src + (r + i) * lds + c);
+      const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+      const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+      const __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+      const __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+      const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+      const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+      const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+      const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+      const __m256 o[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                           _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                           _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                           _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (c + i) * ldd + r, o[i]);
+    }
+    for (; c < cols; ++c)
+      for (int64_t i = 0; i < 8; ++i) dst[c * ldd + r + i] = src[(r + i) * lds + c];
+  }
+  for (; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[c * ldd + r] = src[r * lds + c];
+}
+
 // ---- forward, rows tiling
 
 // MR output channels x 16 output columns of one row, over nt taps. xr points at the padded
@@ -294,9 +327,7 @@ EMBER_AVX2 void fwd_channels(Workspace& ws, const float* wt, float* yn, const Co
       }
     }
   }
-  // (positions, cp) -> (C_out, positions)
-  for (int64_t co = 0; co < g.c_out; ++co)
-    for (int64_t p = 0; p < ohw; ++p) yn[co * ohw + p] = ws.yt[size_t(p * cp + co)];
+  transpose(ws.yt.data(), ohw, g.c_out, cp, yn, ohw);  // (positions, cp) -> (C_out, positions)
 }
 
 // ---- weight gradient, rows tiling
@@ -427,9 +458,7 @@ void grad_weight_channels(const float* x, const float* gy, float* gw, const Conv
     for (int64_t n = 0; n < nb; ++n) {
       pad_image(x + (nc + n) * g.c_in * g.h * g.w, xp.data() + n * xs, g);
       const float* gyn = gy + (nc + n) * g.c_out * ohw;
-      float* t = gyt.data() + n * gs;
-      for (int64_t c = 0; c < g.c_out; ++c)
-        for (int64_t p = 0; p < ohw; ++p) t[p * cp + c] = gyn[c * ohw + p];
+      transpose(gyn, g.c_out, ohw, ohw, gyt.data() + n * gs, cp);  // -> (positions, cp)
     }
     for (int64_t cb = 0; cb < g.c_out; cb += 16) {
       const int64_t valid = std::min<int64_t>(16, g.c_out - cb);
