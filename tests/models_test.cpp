@@ -166,6 +166,8 @@ TEST(Models, ForwardShapes) {
   }
 }
 
+// The reference order (PyTorch's: relu, then max-pool) against LeNet::forward, which pools
+// first: values and every parameter's gradient agree exactly.
 TEST(Models, LeNetForwardEqualsTheComposedOps) {
   manual_seed(3);
   auto m = std::dynamic_pointer_cast<nn::LeNet>(nn::make_model("lenet"));
@@ -176,7 +178,13 @@ TEST(Models, LeNetForwardEqualsTheComposedOps) {
   h = relu(linear(h, m->fc1->weight, m->fc1->bias));
   h = relu(linear(h, m->fc2->weight, m->fc2->bias));
   Tensor ref = linear(h, m->fc3->weight, m->fc3->bias);
-  EXPECT_TRUE(all_close(m->forward(x), ref, 0, 0));
+  Tensor out = m->forward(x);
+  EXPECT_TRUE(all_close(out, ref, 0, 0));
+  Tensor r = randn(out.shape());
+  TensorList params = m->parameters();
+  TensorList g_ref = autograd::grad({sum(ref * r)}, params);
+  TensorList g_out = autograd::grad({sum(out * r)}, params);
+  for (size_t i = 0; i < params.size(); ++i) EXPECT_TRUE(all_close(g_out[i], g_ref[i], 0, 0)) << i;
 }
 
 TEST(Models, ConvNetDropoutFollowsTrainEval) {
