@@ -169,6 +169,18 @@ void max_fwd(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
 template <class T>
 void max_bwd(const T* gy, const int64_t* idx, T* gx, const PoolGeometry& g) {
   using C = compute_t<T>;
+  if constexpr (std::is_same_v<C, T>) {  // f32, f64: accumulate in place
+    parallel_for(g.planes, [&](int64_t pb, int64_t pe) {
+      std::fill(gx + pb * g.h * g.w, gx + pe * g.h * g.w, T(0));
+      for (int64_t p = pb; p < pe; ++p) {
+        const T* gyp = gy + p * g.oh * g.ow;
+        const int64_t* ip = idx + p * g.oh * g.ow;
+        T* gxp = gx + p * g.h * g.w;
+        for (int64_t o = 0; o < g.oh * g.ow; ++o) gxp[ip[o]] += gyp[o];
+      }
+    }, plane_grain(g.h * g.w + g.oh * g.ow));
+    return;
+  }
   parallel_for(g.planes, [&](int64_t pb, int64_t pe) {
     std::vector<C> acc(size_t(g.h * g.w));
     for (int64_t p = pb; p < pe; ++p) {
