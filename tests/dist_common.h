@@ -16,9 +16,9 @@ struct Synthetic {
   Tensor labels;  // (N) i64
 };
 
-inline Synthetic make_data(int64_t n, uint64_t seed, DType dtype) {
+inline Synthetic make_data(int64_t n, uint64_t seed, DType dtype, Device device = kCPU) {
   manual_seed(seed);
-  return {randn({n, 1, 28, 28}).to(dtype), randint(0, 10, {n})};
+  return {randn({n, 1, 28, 28}).to(device, dtype), randint(0, 10, {n}).to(device)};
 }
 
 /// A small MLP with an optional extra layer that forward never uses.
@@ -38,10 +38,11 @@ struct SmallNet : nn::Module {
   }
 };
 
-inline nn::ModulePtr make_net(const std::string& name, uint64_t seed, DType dtype) {
+inline nn::ModulePtr make_net(const std::string& name, uint64_t seed, DType dtype, Device device = kCPU) {
   manual_seed(seed);
   nn::ModulePtr m = name == "small" ? std::make_shared<SmallNet>() : nn::make_model(name);
   m->to(dtype);
+  m->to(device);
   return m;
 }
 
@@ -49,7 +50,7 @@ inline optim::SGDOptions sgd_options() { return {.lr = 0.05, .momentum = 0.9, .w
 
 /// Rows `rows` of the data.
 inline std::pair<Tensor, Tensor> batch_of(const Synthetic& d, const std::vector<int64_t>& rows) {
-  Tensor idx = from_vector(rows);
+  Tensor idx = from_vector(rows).to(d.images.device());
   return {index_select(d.images, 0, idx), index_select(d.labels, 0, idx)};
 }
 

@@ -112,10 +112,13 @@ class MpiWork : public Work {
   void wait() override {
     const auto deadline = start_ + std::chrono::duration_cast<Clock::duration>(
                                        std::chrono::duration<double>(group_.timeout_seconds()));
-    // Spin briefly, then sleep in growing steps: on a machine with as many ranks as cores a
-    // waiting rank must not take the CPU from a rank still computing.
-    for (int k = 0; !test(); ++k) {
-      if (Clock::now() > deadline) {
+    // MPI's non-blocking collectives progress only inside MPI calls (a large message takes
+    // many rounds), so poll often: spin for a while, yielding the core to a rank that still
+    // computes, then poll every 50 us (cheap on the CPU, a small delay per round).
+    const auto spin_until = Clock::now() + std::chrono::milliseconds(100);
+    while (!test()) {
+      auto now = Clock::now();
+      if (now > deadline) {
         group_.mark_failed();
         char secs[32];
         std::snprintf(secs, sizeof secs, "%g", group_.timeout_seconds());
@@ -124,10 +127,10 @@ class MpiWork : public Work {
                            secs + " s (EMBER_DIST_TIMEOUT); another rank died, stalled, or issued "
                            "different collectives");
       }
-      if (k < 64) {
+      if (now < spin_until) {
         std::this_thread::yield();
       } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(std::min(1000, 10 << std::min(k - 64, 7))));
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
       }
     }
   }

@@ -85,16 +85,18 @@ TEST(DistMpi, CollectivesOnCpuTensors) {
 
 // The proof: N ranks at batch 64/N produce the parameters one process gets at
 // batch 64 on the same samples, after several SGD steps with momentum and weight decay.
+// (With N ranks: 32 per rank against one process at 32 N.)
 void expect_data_parallel_equals_full_batch(const std::string& model, DType dt, double rtol, double atol,
-                                            dist::DDPOptions opt) {
+                                            dist::DDPOptions opt, Device dev = kCPU) {
   const int steps = 3;
-  auto d = test::make_data(64 * steps, 21, dt);
-  nn::ModulePtr ref = test::make_net(model, 11, dt);
-  test::train_plain(*ref, d, 64, steps);
+  const int64_t global = 32 * pg().world_size();
+  auto d = test::make_data(global * steps, 21, dt, dev);
+  nn::ModulePtr ref = test::make_net(model, 11, dt, dev);
+  test::train_plain(*ref, d, global, steps);
   // Ranks other than 0 start from other weights: DDP must broadcast rank 0's.
-  nn::ModulePtr m = test::make_net(model, pg().rank() == 0 ? 11 : 100 + uint64_t(pg().rank()), dt);
+  nn::ModulePtr m = test::make_net(model, pg().rank() == 0 ? 11 : 100 + uint64_t(pg().rank()), dt, dev);
   DDP ddp(m, opt);
-  test::train_ddp(ddp, d, 64, steps);
+  test::train_ddp(ddp, d, global, steps);
   auto a = ref->named_parameters(), b = m->named_parameters();
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_TRUE(all_close(b[i].second, a[i].second, rtol, atol)) << a[i].first;
@@ -252,6 +254,48 @@ TEST(DistMpi, SamplersAcrossRanks) {
   auto tot = dist::allreduce_sum(pg(), {cnt, sum_i});
   EXPECT_EQ(tot[0], double(n));
   EXPECT_EQ(tot[1], double(n * (n - 1) / 2));
+}
+
+// ---- NCCL: the same proofs with each rank on its GPU (skipped on every rank without GPUs).
+#define REQUIRE_RANK_GPU()                                                                     \
+  do {                                                                                        \
+    if (cuda::device_count() < pg().local_world_size())                                         \
+      GTEST_SKIP() << "NCCL path: needs one GPU per rank, " << cuda::device_count() << " for "     \
+                   << pg().local_world_size() << " ranks on this node";                            \
+  } while (0)
+
+TEST(DistMpi, NcclCollectivesOnEachRanksGpu) {
+  REQUIRE_RANK_GPU();
+  const Device g = pg().default_device();
+  const int r = pg().rank(), w = pg().world_size();
+  EXPECT_EQ(pg().communicator(g).backend(), "nccl");
+  for (DType dt : {DType::f32, DType::f64, DType::f16, DType::bf16}) {
+    Tensor t = full({1000}, double(r + 1), {.dtype = dt, .device = g});
+    pg().allreduce(t)->wait();
+    EXPECT_EQ(t.to_vector<double>(), std::vector<double>(1000, w * (w + 1) / 2.0)) << dtype_name(dt);
+    Tensor a = full({7}, double(2 * r), {.dtype = dt, .device = g});
+    pg().allreduce(a, dist::ReduceOp::average)->wait();
+    EXPECT_EQ(a.to_vector<double>(), std::vector<double>(7, double(w - 1))) << dtype_name(dt);
+  }
+  Tensor b = full({5}, double(r), {.device = g});
+  pg().broadcast(b, w - 1)->wait();
+  EXPECT_EQ(b.to_vector<float>(), std::vector<float>(5, float(w - 1)));
+  Tensor out = zeros({2 * w}, {.device = g});
+  pg().allgather(full({2}, double(r), {.device = g}), out)->wait();
+  EXPECT_EQ(out.to_vector<float>()[size_t(2 * w - 1)], float(w - 1));
+  Tensor in = arange(0, 2.0 * w, 1, {.dtype = DType::f32}).to(g) + double(r);
+  Tensor rs = zeros({2}, {.device = g});
+  pg().reduce_scatter(in, rs)->wait();
+  EXPECT_EQ(rs.to_vector<float>()[0], float(w * 2.0 * r + w * (w - 1) / 2.0));
+  pg().communicator(g).barrier()->wait();
+}
+
+TEST(DistMpi, NcclRanksEqualOneProcessOnTheFullBatch) {
+  REQUIRE_RANK_GPU();
+  expect_data_parallel_equals_full_batch("lenet", DType::f32, 1e-4, 1e-5, {.first_bucket_mb = 0.01},
+                                         pg().default_device());
+  expect_data_parallel_equals_full_batch("small", DType::f32, 2e-2, 2e-3,
+                                         {.compression = dist::GradCompression::fp16}, pg().default_device());
 }
 
 // Rank > 0: print failures only.
