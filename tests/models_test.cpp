@@ -238,7 +238,7 @@ TEST(Models, LeNetMemorizesASmallBatchWithSGD) {
   Tensor y = randint(0, 10, {16});
   optim::SGD sgd(m->parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
   double first = 0, last = 0;
-  for (int s = 0; s < 40; ++s) {
+  for (int s = 0; s < 60; ++s) {
     sgd.zero_grad();
     Tensor loss = cross_entropy(m->forward(x), y);
     loss.backward();
@@ -252,7 +252,7 @@ TEST(Models, LeNetMemorizesASmallBatchWithSGD) {
   auto labels = y.to_vector<int64_t>();
   int correct = 0;
   for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == labels[i];
-  EXPECT_GE(correct, 13) << "of 16";
+  EXPECT_GE(correct, 14) << "of 16";
 }
 
 }  // namespace
