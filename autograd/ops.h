@@ -151,4 +151,15 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5);
 
+namespace cudnn {
+/// Restricts CUDA convolutions to deterministic algorithms (bitwise-reproducible backward);
+/// off by default. Algorithms are cached per shape and per this setting.
+void set_deterministic(bool on);
+bool deterministic();
+/// Turns the cuDNN path off (CUDA convolutions then use ember's direct kernels, as a build
+/// without cuDNN does). enabled() is false in builds without cuDNN.
+void set_enabled(bool on);
+bool enabled();
+}  // namespace cudnn
+
 }  // namespace ember

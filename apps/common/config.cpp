@@ -54,6 +54,8 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file) {
       ->capture_default_str()->check(CLI::IsMember({"none", "fp16"}));
   app.add_option("--bucket-mb", c.bucket_mb, "data-parallel gradient bucket size in MB")->capture_default_str()
       ->check(CLI::PositiveNumber);
+  // An option given twice (in the file, then as a flag) keeps the last value.
+  for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 /// Applies a YAML mapping onto the options (as if given as flags before the real ones).
@@ -108,9 +110,6 @@ bool parse_config(int argc, char** argv, const std::string& app_name, TrainConfi
       for (const auto& a : file_args) all.push_back(a);
       for (int i = 1; i < argc; ++i) all.push_back(argv[i]);
       std::reverse(all.begin(), all.end());
-      app2.allow_extras(false);
-      // Options given twice (file, then flag) keep the last value.
-      for (CLI::Option* o : app2.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       app2.parse(all);
     }
   } catch (const CLI::CallForHelp&) {

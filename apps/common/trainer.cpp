@@ -1,0 +1,345 @@
+// The training loop of the classifier apps. Note [Exact resume]: a checkpoint holds the
+// model, the optimizer buffers, the scheduler, the loader position (epoch, next batch, seed),
+// the RNG state and the running epoch sums, so a run stopped after iteration k and resumed
+// performs exactly the computations the uninterrupted run would have (on CPU the weights
+// come out bit for bit equal).
+#include "apps/common/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "apps/common/log.h"
+#include "data/loader.h"
+#include "ember.h"
+#include "io/safetensors.h"
+#include "nn/models.h"
+#include "optim/lr_scheduler.h"
+#include "optim/sgd.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace ember::app {
+
+namespace {
+
+constexpr int kCheckpointVersion = 1;
+
+Device resolve_device(const std::string& spec) {
+  if (spec == "auto") return cuda::is_available() ? Device(DeviceType::cuda, 0) : kCPU;
+  Device d(spec);  // throws on a malformed spec
+  if (d.is_cuda()) {
+    EMBER_CHECK(EMBER_WITH_CUDA, "--device ", spec,
+                ": this build of ember has no CUDA support (rebuild on a machine with the CUDA toolkit)");
+    int n = cuda::device_count();
+    EMBER_CHECK(d.index < n, "--device ", spec, ": ",
+                n == 0 ? std::string("no CUDA device is available on this machine")
+                       : "only " + std::to_string(n) + " CUDA device(s) exist");
+  }
+  return d;
+}
+
+struct EvalResult {
+  double loss = 0;  // mean cross-entropy
+  double acc = 0;   // percent
+  int64_t count = 0;
+};
+
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader) {
+  NoGradGuard no_grad;
+  model.eval();
+  loader.set_epoch(0);
+  Tensor loss_sum, correct;
+  int64_t count = 0;
+  while (auto b = loader.next()) {
+    Tensor logits = model(b->images);
+    Tensor l = cross_entropy(logits, b->labels, Reduction::sum).to(DType::f64);
+    Tensor c = sum(eq(argmax(logits, 1), b->labels));
+    loss_sum = loss_sum.defined() ? loss_sum + l : l;
+    correct = correct.defined() ? correct + c : c;
+    count += b->size();
+  }
+  EvalResult r;
+  r.count = count;
+  if (count > 0) {
+    r.loss = loss_sum.item() / double(count);
+    r.acc = 100.0 * double(correct.item<int64_t>()) / double(count);
+  }
+  return r;
+}
+
+/// Running sums of one training epoch; kept on the model's device so that training does
+/// not wait for the GPU at every iteration, and stored in checkpoints (Note [Exact resume]).
+struct EpochSums {
+  Tensor loss;     // f64 sum of per-sample losses
+  Tensor correct;  // i64
+  int64_t seen = 0;
+  double loss_value() const { return loss.defined() ? loss.item() : 0.0; }
+  int64_t correct_value() const { return correct.defined() ? correct.item<int64_t>() : 0; }
+};
+
+struct RunState {
+  int64_t epoch = 0;      // the epoch in progress (0-based)
+  int64_t iteration = 0;  // completed training iterations, over all epochs
+  double best_acc = -1;
+  int64_t best_epoch = 0;
+};
+
+void save_checkpoint(const std::string& path, const std::string& model_name, nn::Module& model,
+                     optim::Optimizer& opt, optim::LRScheduler& sched, const data::DataLoader& loader,
+                     const RunState& st, const EpochSums& sums) {
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& [k, t] : model.state_dict()) tensors.emplace_back("model." + k, t);
+  optim::OptimizerState os = opt.state_dict();
+  for (const auto& [k, t] : os.tensors) tensors.emplace_back("optim." + k, t);
+  data::LoaderState ls = loader.state();
+  GeneratorState rng = default_generator().state();
+  json meta = {
+      {"format_version", kCheckpointVersion},
+      {"model", model_name},
+      {"epoch", st.epoch},
+      {"iteration", st.iteration},
+      {"best_acc", st.best_acc},
+      {"best_epoch", st.best_epoch},
+      {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}, {"seed", ls.seed}}},
+      {"rng", {{"seed", rng.seed}, {"offset", rng.offset}}},
+      {"epoch_sums", {{"loss", sums.loss_value()}, {"correct", sums.correct_value()}, {"seen", sums.seen}}},
+      {"optimizer", os.scalars},
+      {"scheduler", sched.state_dict()},
+  };
+  save_safetensors(path, tensors, {{"ember", meta.dump()}});
+}
+
+void load_checkpoint(const std::string& path, const std::string& model_name, nn::Module& model,
+                     optim::Optimizer& opt, optim::LRScheduler& sched, data::DataLoader& loader,
+                     RunState& st, EpochSums& sums, Device device) {
+  SafetensorsFile f = load_safetensors(path);
+  auto it = f.metadata.find("ember");
+  EMBER_CHECK(it != f.metadata.end(), "--resume ", path,
+              ": not an ember training checkpoint (no 'ember' entry in its metadata); "
+              "to start from plain weights, train from scratch or use --evaluate");
+  json meta;
+  try {
+    meta = json::parse(it->second);
+    EMBER_CHECK(meta.at("format_version").get<int>() == kCheckpointVersion, "--resume ", path,
+                ": checkpoint format version ", meta.at("format_version").get<int>(), ", this build reads ",
+                kCheckpointVersion);
+    EMBER_CHECK(meta.at("model").get<std::string>() == model_name, "--resume ", path,
+                ": the checkpoint is of model '", meta.at("model").get<std::string>(), "' but --model is '",
+                model_name, "'");
+    nn::StateDict msd, osd;
+    for (const auto& [k, t] : f.tensors) {
+      if (k.rfind("model.", 0) == 0) msd.insert(k.substr(6), t);
+      else if (k.rfind("optim.", 0) == 0) osd.insert(k.substr(6), t.to(device));
+    }
+    model.load_state_dict(msd);
+    optim::OptimizerState os{osd, meta.at("optimizer").get<optim::ScalarState>()};
+    opt.load_state_dict(os);
+    sched.load_state_dict(meta.at("scheduler").get<optim::ScalarState>());
+    const json& l = meta.at("loader");
+    loader.load_state({l.at("epoch").get<int64_t>(), l.at("batch").get<int64_t>(), l.at("seed").get<uint64_t>()});
+    default_generator().set_state({meta.at("rng").at("seed").get<uint64_t>(), meta.at("rng").at("offset").get<uint64_t>()});
+    st.epoch = meta.at("epoch").get<int64_t>();
+    st.iteration = meta.at("iteration").get<int64_t>();
+    st.best_acc = meta.at("best_acc").get<double>();
+    st.best_epoch = meta.at("best_epoch").get<int64_t>();
+    const json& s = meta.at("epoch_sums");
+    sums.seen = s.at("seen").get<int64_t>();
+    if (sums.seen > 0) {
+      sums.loss = scalar_tensor(s.at("loss").get<double>(), {.dtype = DType::f64, .device = device});
+      sums.correct = scalar_tensor(double(s.at("correct").get<int64_t>()), {.dtype = DType::i64, .device = device});
+    }
+  } catch (const json::exception& e) {
+    EMBER_THROW("--resume ", path, ": corrupt checkpoint metadata: ", e.what());
+  }
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream f(path, std::ios::app);
+  EMBER_CHECK(f.good(), "cannot write ", path);
+  f << line << "\n";
+}
+
+optim::SchedulerConfig scheduler_config(const TrainConfig& cfg) {
+  optim::SchedulerConfig s;
+  s.kind = cfg.scheduler;
+  s.total_steps = cfg.epochs;  // stepped once per epoch, as the reference scripts
+  s.warmup_steps = cfg.warmup_epochs;
+  s.step_size = std::max<int64_t>(1, cfg.epochs / 3);
+  return s;
+}
+
+int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
+                      const std::function<Datasets(const TrainConfig&)>& make_datasets) {
+  bool evaluating = !cfg.evaluate.empty();
+  Device device = resolve_device(cfg.device);
+  if (!evaluating) fs::create_directories(cfg.out);
+  auto log = make_logger(evaluating ? "" : (fs::path(cfg.out) / "train.log").string());
+  if (!evaluating) {
+    std::ofstream(fs::path(cfg.out) / "args.yaml") << config_to_yaml(cfg);
+    log->info("{} {} on {} | out {}", app_name, cfg.model, device.str(), cfg.out);
+  }
+  manual_seed(cfg.seed);
+
+  Datasets ds = make_datasets(cfg);
+  if (cfg.limit_train > 0) ds.train = data::Subset::head(ds.train, cfg.limit_train);
+  if (cfg.limit_test > 0) ds.test = data::Subset::head(ds.test, cfg.limit_test);
+
+  nn::ModulePtr model = nn::make_model(cfg.model);
+  model->to(device);
+
+  data::DataLoader test_loader(ds.test, {.batch_size = cfg.test_batch_size, .num_workers = int(cfg.workers),
+                                         .device = device});
+  if (evaluating) {
+    SafetensorsFile f = load_safetensors(cfg.evaluate);
+    model->load_state_dict(nn::StateDict(f.tensors));
+    EvalResult r = evaluate(*model, test_loader);
+    std::printf("%s\n", json{{"test_loss", r.loss}, {"test_acc", r.acc}, {"test_samples", r.count}}.dump().c_str());
+    return 0;
+  }
+
+  data::DataLoader train_loader(ds.train, {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed,
+                                           .num_workers = int(cfg.workers), .device = device});
+  optim::SGD opt(model->parameters(), {.lr = cfg.lr, .momentum = cfg.momentum,
+                                       .weight_decay = cfg.weight_decay, .nesterov = cfg.nesterov});
+  std::shared_ptr<optim::LRScheduler> sched = optim::make_scheduler(opt, scheduler_config(cfg));
+  log->info("{} parameters; {} training / {} test samples; batch {}, {} iterations per epoch",
+            model->num_parameters(), ds.train->size(), ds.test->size(), cfg.batch_size,
+            train_loader.num_batches());
+
+  RunState st;
+  EpochSums sums;
+  bool mid_epoch = false;
+  if (!cfg.resume.empty()) {
+    load_checkpoint(cfg.resume, cfg.model, *model, opt, *sched, train_loader, st, sums, device);
+    mid_epoch = train_loader.state().batch > 0;
+    log->info("resumed from {}: epoch {}, iteration {}{}", cfg.resume, st.epoch + 1, st.iteration,
+              mid_epoch ? " (mid-epoch)" : "");
+  }
+
+  const std::string metrics_path = (fs::path(cfg.out) / "metrics.jsonl").string();
+  const std::string last_path = (fs::path(cfg.out) / "last.ckpt").string();
+  const std::string best_path = (fs::path(cfg.out) / "best.safetensors").string();
+  auto checkpoint = [&] { save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, st, sums); };
+
+  for (; st.epoch < cfg.epochs; ++st.epoch) {
+    auto t0 = std::chrono::steady_clock::now();
+    if (!mid_epoch) {
+      train_loader.set_epoch(st.epoch);
+      sums = EpochSums();
+    }
+    mid_epoch = false;
+    model->train();
+    double lr = opt.lr();
+    Progress progress(log, st.epoch + 1, cfg.epochs, train_loader.num_batches(), cfg.log_interval, true);
+    int64_t images = 0;
+    while (auto b = train_loader.next()) {
+      Tensor logits = (*model)(b->images);
+      Tensor loss = cross_entropy(logits, b->labels);
+      model->zero_grad();
+      loss.backward();
+      opt.step();
+      ++st.iteration;
+      {
+        NoGradGuard no_grad;
+        Tensor l = loss.detach().to(DType::f64) * double(b->size());
+        Tensor c = sum(eq(argmax(logits.detach(), 1), b->labels));
+        sums.loss = sums.loss.defined() ? sums.loss + l : l;
+        sums.correct = sums.correct.defined() ? sums.correct + c : c;
+      }
+      sums.seen += b->size();
+      images += b->size();
+      int64_t it_in_epoch = train_loader.state().batch;
+      if (it_in_epoch == 0) it_in_epoch = train_loader.num_batches();
+      if (it_in_epoch % cfg.log_interval == 0 || it_in_epoch == train_loader.num_batches()) {
+        progress.update(it_in_epoch, sums.loss_value() / double(sums.seen),
+                        double(sums.correct_value()) / double(sums.seen), images);
+        images = 0;
+      }
+      if (cfg.save_every > 0 && st.iteration % cfg.save_every == 0) checkpoint();
+      if (st.iteration == cfg.crash_iteration) {
+        progress.finish();
+        log->warn("stopping after iteration {} as asked by --crash-iteration", st.iteration);
+        return 3;
+      }
+    }
+    progress.finish();
+    double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EvalResult test = evaluate(*model, test_loader);
+    sched->step();
+    double epoch_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double train_loss = sums.seen ? sums.loss_value() / double(sums.seen) : 0.0;
+    double train_acc = sums.seen ? 100.0 * double(sums.correct_value()) / double(sums.seen) : 0.0;
+    log->info("epoch {}/{}: train loss {:.4f} acc {:.2f}% | test loss {:.4f} acc {:.2f}% | lr {:.5g} | {:.1f}s, {:.0f} img/s",
+              st.epoch + 1, cfg.epochs, train_loss, train_acc, test.loss, test.acc, lr, epoch_secs,
+              double(sums.seen) / train_secs);
+    append_line(metrics_path, json{{"epoch", st.epoch + 1}, {"train_loss", train_loss}, {"train_acc", train_acc},
+                                   {"test_loss", test.loss}, {"test_acc", test.acc}, {"lr", lr},
+                                   {"epoch_seconds", epoch_secs},
+                                   {"train_images_per_second", double(sums.seen) / train_secs}}
+                                  .dump());
+    if (test.acc > st.best_acc) {
+      st.best_acc = test.acc;
+      st.best_epoch = st.epoch + 1;
+      save_safetensors(best_path, model->state_dict().items(),
+                       {{"epoch", std::to_string(st.epoch + 1)}, {"test_acc", std::to_string(test.acc)}});
+      log->info("saved the best model so far ({:.2f}%) to {}", test.acc, best_path);
+    }
+    sums = EpochSums();
+    RunState next = st;
+    ++next.epoch;
+    save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, next, sums);
+  }
+  log->info("best test accuracy {:.2f}% (epoch {})", st.best_acc, st.best_epoch);
+  return 0;
+}
+
+}  // namespace
+
+std::string resolve_data_dir(const TrainConfig& cfg, const std::string& name) {
+  if (!cfg.data.empty()) {
+    EMBER_CHECK(fs::is_directory(cfg.data), "--data ", cfg.data, ": no such directory");
+    return cfg.data;
+  }
+  std::vector<std::string> tried = {"data/" + name, "../shared/data/" + name, "../../shared/data/" + name};
+  for (const auto& p : tried)
+    if (fs::is_directory(p)) return p;
+  std::string list;
+  for (const auto& p : tried) list += " " + p;
+  EMBER_THROW("no ", name, " data found (looked in", list, "); run `scripts/get_data.sh ", name,
+              "` or pass --data DIR");
+}
+
+int run_classifier_app(int argc, char** argv, const std::string& app_name, TrainConfig defaults,
+                       const std::function<Datasets(const TrainConfig&)>& make_datasets) {
+  TrainConfig cfg = defaults;
+  try {
+    if (!parse_config(argc, argv, app_name, cfg)) return 0;
+    const auto names = nn::model_names();
+    if (std::find(names.begin(), names.end(), cfg.model) == names.end()) {
+      std::string list;
+      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+      throw UsageError("--model " + cfg.model + ": unknown model (expected one of " + list + ")");
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: error: %s\n(run `%s --help` for the options)\n", app_name.c_str(), e.what(),
+                 app_name.c_str());
+    return 2;
+  }
+  try {
+    return train_or_evaluate(cfg, app_name, make_datasets);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", app_name.c_str(), e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", app_name.c_str(), e.what());
+    return 1;
+  }
+}
+
+}  // namespace ember::app

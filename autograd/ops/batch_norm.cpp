@@ -1,0 +1,144 @@
+// batch_norm over (N, C) or (N, C, H, W): batch statistics and in-place running-stat
+// updates in training, running statistics in eval; one backward node for x, weight, bias.
+#include "autograd/node.h"
+#include "autograd/ops.h"
+#include "kernels/batch_norm.h"
+#include "tensor/layout.h"
+#if EMBER_WITH_CUDA
+#include "tensor/cuda/stream.h"
+#endif
+
+namespace ember {
+
+namespace {
+
+const void* cptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+void* mptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+
+void check_param(const Tensor& p, const char* what, const Tensor& x) {
+  if (!p.defined()) return;
+  EMBER_CHECK(p.dim() == 1 && p.size(0) == x.size(1), "batch_norm: ", what, " must have shape [",
+              x.size(1), "] for input ", x.shape_str(), ", got ", p.shape_str());
+  EMBER_CHECK(p.dtype() == x.dtype() && p.device() == x.device(), "batch_norm: ", what,
+              " must match the input's dtype and device (", dtype_name(x.dtype()), " on ",
+              x.device().str(), "), got ", dtype_name(p.dtype()), " on ", p.device().str());
+}
+
+struct BatchNormBackward : autograd::Node {
+  autograd::SavedTensor x, weight, mean, invstd;
+  bool training = true;
+  std::string name() const override { return "BatchNormBackward"; }
+  void release_saved() override {
+    x.reset();
+    weight.reset();
+    mean.reset();
+    invstd.reset();
+  }
+  TensorList apply(TensorList&& grads) override {
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
+    Tensor X = x.unpack(*this).contiguous(), W = weight.unpack(*this), M = mean.unpack(*this),
+           I = invstd.unpack(*this);
+    if (W.defined()) W = W.contiguous();
+    Tensor gy = grads[0].contiguous();
+    const int64_t n = X.size(0), c = X.size(1), s = X.numel() / std::max<int64_t>(1, n * c);
+    TensorOptions o{.dtype = X.dtype(), .device = X.device()};
+    Tensor gx = next[0].valid() ? empty(X.shape(), o) : Tensor();
+    Tensor gw = next[1].valid() ? empty({c}, o) : Tensor();
+    Tensor gb = next[2].valid() ? empty({c}, o) : Tensor();
+    if (X.device().is_cpu()) {
+      cpu::batch_norm_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(), cptr(W),
+                          mptr(gx), mptr(gw), mptr(gb), n, c, s, training);
+    } else {
+#if EMBER_WITH_CUDA
+      cuda::DeviceGuard guard(X.device().index);
+      cuda::batch_norm_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(), cptr(W),
+                           mptr(gx), mptr(gw), mptr(gb), n, c, s, training,
+                           cuda::current_stream(X.device().index));
+#endif
+    }
+    return {gx, gw, gb};
+  }
+};
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  EMBER_CHECK(x_in.defined(), "batch_norm: undefined input");
+  EMBER_CHECK(x_in.dim() == 2 || x_in.dim() == 4,
+              "batch_norm: expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape ", x_in.shape_str());
+  EMBER_CHECK(is_floating(x_in.dtype()), "batch_norm: expected a floating dtype, got ",
+              dtype_name(x_in.dtype()));
+  check_device_available(x_in.device(), "batch_norm");
+  check_param(weight, "weight", x_in);
+  check_param(bias, "bias", x_in);
+  check_param(running_mean, "running_mean", x_in);
+  check_param(running_var, "running_var", x_in);
+  EMBER_CHECK(eps >= 0, "batch_norm: eps must be non-negative, got ", eps);
+  for (const Tensor* r : {&running_mean, &running_var}) {
+    if (!r->defined()) continue;
+    EMBER_CHECK(!r->requires_grad(), "batch_norm: running statistics must not require grad");
+    EMBER_CHECK(r->is_contiguous(), "batch_norm: running statistics must be contiguous");
+  }
+  if (!training) {
+    EMBER_CHECK(running_mean.defined() && running_var.defined(),
+                "batch_norm: eval mode (training=false) needs running_mean and running_var");
+  }
+  const int64_t n = x_in.size(0), c = x_in.size(1);
+  const int64_t s = x_in.dim() == 4 ? x_in.size(2) * x_in.size(3) : 1;
+  if (training) {
+    EMBER_CHECK(n * s > 1, "batch_norm: training needs more than one value per channel, got input ",
+                x_in.shape_str());
+  }
+  Tensor x = x_in.detach().contiguous();
+  Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+  const DType sd = batch_norm_stat_dtype(x.dtype());
+  TensorOptions so{.dtype = sd, .device = x.device()};
+  Tensor mean, invstd;
+  if (training) {
+    mean = empty({c}, so);
+    invstd = empty({c}, so);
+  } else {
+    NoGradGuard ng;
+    mean = running_mean.to(sd).contiguous();
+    invstd = rsqrt(add(running_var.to(sd), eps)).contiguous();
+    if (mean.is_same(running_mean)) mean = mean.clone();  // the saved copy must not change later
+  }
+  Tensor y = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
+  if (x.numel() > 0) {
+    if (x.device().is_cpu()) {
+      if (training)
+        cpu::batch_norm_stats(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(),
+                              mptr(running_mean), mptr(running_var), n, c, s, momentum, eps);
+      cpu::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), cptr(w),
+                            cptr(b), y.data_ptr(), n, c, s);
+    } else {
+#if EMBER_WITH_CUDA
+      cuda::DeviceGuard guard(x.device().index);
+      cudaStream_t st = cuda::current_stream(x.device().index);
+      if (training)
+        cuda::batch_norm_stats(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(),
+                               mptr(running_mean), mptr(running_var), n, c, s, momentum, eps, st);
+      cuda::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), cptr(w),
+                             cptr(b), y.data_ptr(), n, c, s, st);
+#endif
+    }
+    if (training) {
+      if (running_mean.defined()) running_mean.bump_version();
+      if (running_var.defined()) running_var.bump_version();
+    }
+  }
+  if (auto node = autograd::make_node<BatchNormBackward>({x_in, weight, bias})) {
+    node->x = x_in;
+    if (weight.defined()) node->weight = weight;
+    node->mean = mean;
+    node->invstd = invstd;
+    node->training = training;
+    autograd::set_history(y, node);
+  }
+  return y;
+}
+
+}  // namespace ember

@@ -1,0 +1,280 @@
+// CPU convolution: im2col + GEMM through OpenBLAS. Images are spread over OpenMP threads,
+// each running single-threaded GEMMs on its own column buffer (small per-image GEMMs thread
+// badly inside BLAS); a batch smaller than the thread count lets BLAS thread instead.
+#include <cblas.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/conv.h"
+#include "kernels/common.h"
+#include "tensor/error.h"
+
+namespace ember::cpu {
+
+namespace {
+
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              blasint(m), blasint(n), blasint(k), 1.0f, a, blasint(lda), b, blasint(ldb), beta, c,
+              blasint(ldc));
+}
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda,
+          const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              blasint(m), blasint(n), blasint(k), 1.0, a, blasint(lda), b, blasint(ldb), beta, c,
+              blasint(ldc));
+}
+
+/// Sets OpenBLAS's thread count for a scope: 1 while our own threads each run GEMMs.
+class BlasThreads {
+ public:
+  explicit BlasThreads(int n) : prev_(openblas_get_num_threads()) {
+    if (prev_ != n) openblas_set_num_threads(n);
+  }
+  ~BlasThreads() {
+    if (openblas_get_num_threads() != prev_) openblas_set_num_threads(prev_);
+  }
+  BlasThreads(const BlasThreads&) = delete;
+  BlasThreads& operator=(const BlasThreads&) = delete;
+
+ private:
+  int prev_;
+};
+
+/// Output columns [lo, hi) whose input column (ow * sw + off) lies inside [0, w).
+inline void valid_cols(int64_t off, int64_t sw, int64_t w, int64_t ow, int64_t& lo, int64_t& hi) {
+  lo = off >= 0 ? 0 : ceil_div(-off, sw);
+  hi = w - 1 - off >= 0 ? (w - 1 - off) / sw + 1 : 0;
+  lo = std::min(lo, ow);
+  hi = std::clamp(hi, lo, ow);
+}
+
+// col (C * kH * kW, OH * OW): row (c, i, j) holds the input pixel that kernel tap (i, j)
+// of channel c sees at each output position; zeros where that falls in the padding.
+template <class T>
+void im2col(const T* x, T* col, const ConvGeometry& g) {
+  const int64_t ohw = g.oh * g.ow;
+  for (int64_t c = 0; c < g.c_in; ++c) {
+    const T* xc = x + c * g.h * g.w;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      for (int64_t j = 0; j < g.kw; ++j) {
+        T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
+        const int64_t woff = j * g.dw - g.pw;
+        int64_t lo, hi;
+        valid_cols(woff, g.sw, g.w, g.ow, lo, hi);
+        for (int64_t oh = 0; oh < g.oh; ++oh) {
+          T* r = row + oh * g.ow;
+          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.h) {
+            std::fill(r, r + g.ow, T(0));
+            continue;
+          }
+          const T* xr = xc + ih * g.w + woff;
+          std::fill(r, r + lo, T(0));
+          if (g.sw == 1) {
+            std::memcpy(r + lo, xr + lo, size_t(hi - lo) * sizeof(T));
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * g.sw];
+          }
+          std::fill(r + hi, r + g.ow, T(0));
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds every column entry back onto the pixel it came from.
+// x must be zeroed first.
+template <class T>
+void col2im(const T* col, T* x, const ConvGeometry& g) {
+  const int64_t ohw = g.oh * g.ow;
+  for (int64_t c = 0; c < g.c_in; ++c) {
+    T* xc = x + c * g.h * g.w;
+    for (int64_t i = 0; i < g.kh; ++i) {
+      for (int64_t j = 0; j < g.kw; ++j) {
+        const T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
+        const int64_t woff = j * g.dw - g.pw;
+        int64_t lo, hi;
+        valid_cols(woff, g.sw, g.w, g.ow, lo, hi);
+        for (int64_t oh = 0; oh < g.oh; ++oh) {
+          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
+          if (ih < 0 || ih >= g.h) continue;
+          const T* r = row + oh * g.ow;
+          T* xr = xc + ih * g.w + woff;
+          if (g.sw == 1) {
+            for (int64_t ow = lo; ow < hi; ++ow) xr[ow] += r[ow];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * g.sw] += r[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+/// A 1x1 kernel with unit stride and no padding: the input already is its column matrix.
+bool is_pointwise(const ConvGeometry& g) {
+  return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+}
+
+/// Below this many multiply-adds a convolution runs on one thread: waking threads costs
+/// more, and much more on a loaded machine.
+constexpr int64_t kMinParallelMacs = int64_t(1) << 20;
+
+int64_t macs(const ConvGeometry& g) {
+  return g.n * g.c_out * g.oh * g.ow * (g.c_in / g.groups) * g.kh * g.kw;
+}
+
+/// Threads to spread the images over (1: all images on this thread, BLAS may thread).
+int threads_for(const ConvGeometry& g) {
+  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (g.n < 2 || nt < 2 || macs(g) < kMinParallelMacs) return 1;
+  return int(std::min<int64_t>(nt, g.n));
+}
+
+/// Runs f(thread, image_begin, image_end) over the batch: one block of images per thread
+/// with single-threaded BLAS, or all images on this thread with threaded BLAS.
+template <class F>
+void over_images(const ConvGeometry& g, F&& f) {
+  const int64_t n = g.n;
+  int nt = threads_for(g);
+  if (nt > 1) {
+    BlasThreads one(1);
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num();
+      f(t, n * t / nt, n * (t + 1) / nt);
+    }
+  } else {
+    f(0, int64_t(0), n);
+  }
+}
+
+template <class T>
+void fwd(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
+  const int64_t ohw = g.oh * g.ow, cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
+  const int64_t k_g = cin_g * g.kh * g.kw;
+  const bool direct = is_pointwise(g);
+  over_images(g, [&](int, int64_t nb, int64_t ne) {
+    std::vector<T> col(direct ? 0 : size_t(g.c_in * g.kh * g.kw * ohw));
+    for (int64_t n = nb; n < ne; ++n) {
+      const T* xn = x + n * g.c_in * g.h * g.w;
+      T* yn = y + n * g.c_out * ohw;
+      const T* cols = xn;
+      if (!direct) {
+        im2col(xn, col.data(), g);
+        cols = col.data();
+      }
+      if (b) {
+        for (int64_t c = 0; c < g.c_out; ++c) std::fill(yn + c * ohw, yn + (c + 1) * ohw, b[c]);
+      }
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        gemm(false, false, cout_g, ohw, k_g, w + gi * cout_g * k_g, k_g, cols + gi * k_g * ohw, ohw,
+             b ? T(1) : T(0), yn + gi * cout_g * ohw, ohw);
+      }
+    }
+  });
+}
+
+template <class T>
+void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeometry& g) {
+  const int64_t ohw = g.oh * g.ow, cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
+  const int64_t k_g = cin_g * g.kh * g.kw, wsize = g.c_out * k_g;
+  const bool direct = is_pointwise(g);
+  const int nt = threads_for(g);
+  // Per-thread partial sums for the weight and bias gradients, added in thread order.
+  std::vector<T> gw_part(gw ? size_t(nt * wsize) : 0, T(0));
+  std::vector<T> gb_part(gb ? size_t(nt * g.c_out) : 0, T(0));
+  over_images(g, [&](int t, int64_t nb, int64_t ne) {
+    std::vector<T> col(direct ? 0 : size_t(g.c_in * g.kh * g.kw * ohw));
+    T* gwt = gw ? gw_part.data() + t * wsize : nullptr;
+    T* gbt = gb ? gb_part.data() + t * g.c_out : nullptr;
+    for (int64_t n = nb; n < ne; ++n) {
+      const T* gyn = gy + n * g.c_out * ohw;
+      if (gw) {
+        const T* xn = x + n * g.c_in * g.h * g.w;
+        const T* cols = xn;
+        if (!direct) {
+          im2col(xn, col.data(), g);
+          cols = col.data();
+        }
+        // gW_g += gY_g (C_out/g, OHW) @ col_g^T (OHW, K_g)
+        for (int64_t gi = 0; gi < g.groups; ++gi) {
+          gemm(false, true, cout_g, k_g, ohw, gyn + gi * cout_g * ohw, ohw, cols + gi * k_g * ohw,
+               ohw, T(1), gwt + gi * cout_g * k_g, k_g);
+        }
+      }
+      if (gb) {
+        for (int64_t c = 0; c < g.c_out; ++c) {
+          const T* r = gyn + c * ohw;
+          T s = 0;
+          for (int64_t i = 0; i < ohw; ++i) s += r[i];
+          gbt[c] += s;
+        }
+      }
+      if (gx) {
+        T* gxn = gx + n * g.c_in * g.h * g.w;
+        // gcol_g (K_g, OHW) = W_g^T (K_g, C_out/g) @ gY_g (C_out/g, OHW)
+        T* gcol = direct ? gxn : col.data();
+        for (int64_t gi = 0; gi < g.groups; ++gi) {
+          gemm(true, false, k_g, ohw, cout_g, w + gi * cout_g * k_g, k_g, gyn + gi * cout_g * ohw,
+               ohw, T(0), gcol + gi * k_g * ohw, ohw);
+        }
+        if (!direct) {
+          std::fill(gxn, gxn + g.c_in * g.h * g.w, T(0));
+          col2im(gcol, gxn, g);
+        }
+      }
+    }
+  });
+  if (gw) {
+    std::copy(gw_part.begin(), gw_part.begin() + wsize, gw);
+    for (int t = 1; t < nt; ++t)
+      for (int64_t i = 0; i < wsize; ++i) gw[i] += gw_part[size_t(t * wsize + i)];
+  }
+  if (gb) {
+    std::copy(gb_part.begin(), gb_part.begin() + g.c_out, gb);
+    for (int t = 1; t < nt; ++t)
+      for (int64_t c = 0; c < g.c_out; ++c) gb[c] += gb_part[size_t(t * g.c_out + c)];
+  }
+}
+
+}  // namespace
+
+void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* y,
+                const ConvGeometry& g) {
+  switch (dtype) {
+    case DType::f32:
+      fwd(static_cast<const float*>(x), static_cast<const float*>(w),
+          static_cast<const float*>(b), static_cast<float*>(y), g);
+      break;
+    case DType::f64:
+      fwd(static_cast<const double*>(x), static_cast<const double*>(w),
+          static_cast<const double*>(b), static_cast<double*>(y), g);
+      break;
+    default: EMBER_THROW("conv2d (cpu): expected f32 or f64, got ", dtype_name(dtype));
+  }
+}
+
+void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void* gx, void* gw,
+                void* gb, const ConvGeometry& g) {
+  switch (dtype) {
+    case DType::f32:
+      bwd(static_cast<const float*>(x), static_cast<const float*>(w),
+          static_cast<const float*>(gy), static_cast<float*>(gx), static_cast<float*>(gw),
+          static_cast<float*>(gb), g);
+      break;
+    case DType::f64:
+      bwd(static_cast<const double*>(x), static_cast<const double*>(w),
+          static_cast<const double*>(gy), static_cast<double*>(gx), static_cast<double*>(gw),
+          static_cast<double*>(gb), g);
+      break;
+    default: EMBER_THROW("conv2d backward (cpu): expected f32 or f64, got ", dtype_name(dtype));
+  }
+}
+
+}  // namespace ember::cpu

@@ -1,0 +1,164 @@
+// End to end: the mnist app on real MNIST (../shared/data/mnist), short runs. Training
+// lowers the loss and passes an accuracy bar, a run cut at iteration k and resumed ends with
+// the same weights as the uninterrupted one, --evaluate reproduces the logged accuracy, and
+// every bad input gets its exit status and a message.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace ember;
+
+namespace {
+
+struct AppRun {
+  int status = -1;
+  std::string output;
+};
+
+AppRun run(const std::string& args) {
+  std::string cmd = std::string(EMBER_BINARY_DIR) + "/apps/mnist " + args + " 2>&1";
+  AppRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string mnist_dir() { return test::shared_data_dir() + "/mnist"; }
+
+fs::path scratch(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("ember_app_test_" + name);
+  fs::remove_all(p);
+  return p;
+}
+
+std::vector<json> read_metrics(const fs::path& out) {
+  std::vector<json> rows;
+  std::ifstream f(out / "metrics.jsonl");
+  std::string line;
+  while (std::getline(f, line)) rows.push_back(json::parse(line));
+  return rows;
+}
+
+std::string common(const fs::path& out) {
+  return "--data " + mnist_dir() + " --out " + out.string() + " --device cpu --log-interval 10 ";
+}
+
+}  // namespace
+
+TEST(MnistApp, ShortRunLearnsAndWritesItsFiles) {
+  fs::path out = scratch("short");
+  AppRun r = run(common(out) + "--epochs 2 --limit-train 3000 --limit-test 1000 --batch-size 32 --lr 0.05");
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* f : {"args.yaml", "train.log", "metrics.jsonl", "best.safetensors", "last.ckpt"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  std::vector<json> m = read_metrics(out);
+  ASSERT_EQ(m.size(), 2u);
+  for (const char* k : {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds",
+                        "train_images_per_second"})
+    EXPECT_TRUE(m[0].contains(k)) << k;
+  EXPECT_LT(m[1]["train_loss"].get<double>(), m[0]["train_loss"].get<double>());
+  EXPECT_LT(m[1]["train_loss"].get<double>(), 1.0);
+  EXPECT_GT(m[1]["test_acc"].get<double>(), 85.0);  // percent, on 1000 real test images
+  // Cosine annealing over 2 epochs: epoch 2 runs at lr0 * (1 + cos(pi/2)) / 2.
+  EXPECT_NEAR(m[1]["lr"].get<double>(), 0.025, 1e-9);
+  // The console showed progress and the log file got the same lines.
+  std::ifstream log(out / "train.log");
+  std::string text((std::istreambuf_iterator<char>(log)), {});
+  EXPECT_NE(text.find("epoch 2/2"), std::string::npos) << text;
+  // The resolved configuration is saved.
+  std::ifstream args(out / "args.yaml");
+  std::string a((std::istreambuf_iterator<char>(args)), {});
+  EXPECT_NE(a.find("batch-size: 32"), std::string::npos) << a;
+  // --evaluate on the best weights gives the best logged accuracy.
+  double best = 0;
+  for (const json& row : m) best = std::max(best, row["test_acc"].get<double>());
+  AppRun e = run("--evaluate " + (out / "best.safetensors").string() + " --data " + mnist_dir() +
+              " --limit-test 1000 --device cpu");
+  ASSERT_EQ(e.status, 0) << e.output;
+  json ev = json::parse(e.output.substr(e.output.find('{')));
+  EXPECT_DOUBLE_EQ(ev["test_acc"].get<double>(), best);
+}
+
+TEST(MnistApp, ResumeEqualsUninterruptedBitForBit) {
+  // 640 samples / 32 = 20 iterations per epoch; cut at iteration 25, mid-epoch 2.
+  std::string base = "--epochs 2 --limit-train 640 --limit-test 200 --batch-size 32 --deterministic ";
+  fs::path a = scratch("full"), b = scratch("cut");
+  AppRun full_run = run(common(a) + base);
+  ASSERT_EQ(full_run.status, 0) << full_run.output;
+  AppRun cut = run(common(b) + base + "--save-every 5 --crash-iteration 25");
+  ASSERT_EQ(cut.status, 3) << cut.output;
+  AppRun resumed = run(common(b) + base + "--resume " + (b / "last.ckpt").string());
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("mid-epoch"), std::string::npos) << resumed.output;
+  SafetensorsFile fa = load_safetensors((a / "last.ckpt").string());
+  SafetensorsFile fb = load_safetensors((b / "last.ckpt").string());
+  ASSERT_EQ(fa.tensors.size(), fb.tensors.size());
+  for (size_t i = 0; i < fa.tensors.size(); ++i) {
+    EXPECT_EQ(fa.tensors[i].first, fb.tensors[i].first);
+    EXPECT_EQ(fa.tensors[i].second.to_vector<float>(), fb.tensors[i].second.to_vector<float>())
+        << fa.tensors[i].first;
+  }
+  std::vector<json> ma = read_metrics(a), mb = read_metrics(b);
+  ASSERT_EQ(ma.size(), 2u);
+  ASSERT_EQ(mb.size(), 2u);
+  // The epoch sums survived the cut, so the resumed epoch reports the same training loss.
+  EXPECT_EQ(ma[1]["train_loss"].get<double>(), mb[1]["train_loss"].get<double>());
+  EXPECT_EQ(ma[1]["test_acc"].get<double>(), mb[1]["test_acc"].get<double>());
+}
+
+TEST(MnistApp, ConfigFileAndFlagsOverrideIt) {
+  fs::path out = scratch("cfg");
+  fs::create_directories(out);
+  std::ofstream(out / "c.yaml") << "model: mlp\nepochs: 1\nbatch_size: 100\nlimit-train: 500\nlimit-test: 100\nlr: 0.5\n";
+  AppRun r = run(common(out) + "--config " + (out / "c.yaml").string() + " --lr 0.05");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream args(out / "args.yaml");
+  std::string a((std::istreambuf_iterator<char>(args)), {});
+  EXPECT_NE(a.find("model: mlp"), std::string::npos) << a;
+  EXPECT_NE(a.find("batch-size: 100"), std::string::npos) << a;
+  EXPECT_NE(a.find("lr: 0.05"), std::string::npos) << a;
+}
+
+TEST(MnistApp, BadInputsGiveStatusAndMessage) {
+  fs::path out = scratch("bad");
+  struct Case {
+    std::string args;
+    int status;
+    std::string message;
+  };
+  fs::create_directories(out / "corrupt");
+  std::ofstream(out / "corrupt" / "train-images-idx3-ubyte") << "not an idx file";
+  std::ofstream(out / "corrupt" / "train-labels-idx1-ubyte") << "nor this";
+  std::ofstream(out / "bad.yaml") << "epochs: 1\nno_such_option: 3\n";
+  std::ofstream(out / "junk.ckpt") << "garbage";
+  std::vector<Case> cases = {
+      {"--model resnet9000", 2, "unknown model"},
+      {"--epochs -1", 2, "epochs"},
+      {"--no-such-flag", 2, "no-such-flag"},
+      {"--config " + (out / "bad.yaml").string(), 2, "no_such_option"},
+      {"--config " + (out / "missing.yaml").string(), 2, "cannot open"},
+      {"--data " + (out / "nowhere").string(), 1, "no such directory"},
+      {"--data " + (out / "corrupt").string(), 1, "train-images"},
+      {"--data " + mnist_dir() + " --resume " + (out / "junk.ckpt").string(), 1, "junk.ckpt"},
+      {"--data " + mnist_dir() + " --evaluate " + (out / "none.safetensors").string(), 1, "none.safetensors"},
+      {"--data " + mnist_dir() + " --dataset cifar", 2, "cifar"},
+  };
+  if (!cuda::is_available()) cases.push_back({"--data " + mnist_dir() + " --device cuda", 1, "CUDA"});
+  for (const Case& c : cases) {
+    AppRun r = run("--out " + (out / "o").string() + " --epochs 1 --limit-train 64 --limit-test 64 " + c.args);
+    EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+  }
+}

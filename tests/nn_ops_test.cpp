@@ -1,0 +1,476 @@
+// nn ops on the CPU: conv2d, pooling and batch_norm forward against naive f64 loops,
+// gradchecks over strides/padding/dilation/groups/odd sizes, running-stat updates against
+// hand-computed values, and the error paths.
+#include <cmath>
+#include <limits>
+
+#include "test_util.h"
+
+namespace ember {
+namespace {
+
+using test::all_close;
+
+Tensor leaf(const Shape& shape) { return randn(shape, {.dtype = DType::f64}).requires_grad_(); }
+
+void expect_gradcheck(const std::function<Tensor(const TensorList&)>& fn, const TensorList& in) {
+  GradcheckResult r = gradcheck(fn, in);
+  EXPECT_TRUE(r.ok) << r.message;
+  EXPECT_GT(r.checked, 0);
+}
+
+#define EXPECT_ERROR(stmt, needle)                                                         \
+  do {                                                                                     \
+    try {                                                                                  \
+      (void)(stmt);                                                                        \
+      ADD_FAILURE() << "expected an ember::Error from " #stmt;                             \
+    } catch (const ::ember::Error& e) {                                                    \
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)                     \
+          << "message: " << e.what();                                                      \
+    }                                                                                      \
+  } while (0)
+
+// ---- naive references (direct loops in f64)
+
+struct ConvArgs {
+  std::array<int64_t, 2> s{1, 1}, p{0, 0}, d{1, 1};
+  int64_t groups = 1;
+};
+
+Tensor conv_ref(const Tensor& xt, const Tensor& wt, const Tensor& bt, const ConvArgs& a) {
+  auto x = xt.to_vector<double>(), w = wt.to_vector<double>();
+  std::vector<double> b = bt.defined() ? bt.to_vector<double>() : std::vector<double>();
+  int64_t N = xt.size(0), C = xt.size(1), H = xt.size(2), W = xt.size(3);
+  int64_t O = wt.size(0), Cg = wt.size(1), KH = wt.size(2), KW = wt.size(3);
+  int64_t OH = (H + 2 * a.p[0] - a.d[0] * (KH - 1) - 1) / a.s[0] + 1;
+  int64_t OW = (W + 2 * a.p[1] - a.d[1] * (KW - 1) - 1) / a.s[1] + 1;
+  int64_t Og = O / a.groups;
+  std::vector<double> y(size_t(N * O * OH * OW));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          double acc = b.empty() ? 0.0 : b[size_t(o)];
+          int64_t g = o / Og;
+          for (int64_t ci = 0; ci < Cg; ++ci)
+            for (int64_t i = 0; i < KH; ++i)
+              for (int64_t j = 0; j < KW; ++j) {
+                int64_t ih = oh * a.s[0] - a.p[0] + i * a.d[0], iw = ow * a.s[1] - a.p[1] + j * a.d[1];
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                int64_t c = g * Cg + ci;
+                acc += x[size_t(((n * C + c) * H + ih) * W + iw)] * w[size_t(((o * Cg + ci) * KH + i) * KW + j)];
+              }
+          y[size_t(((n * O + o) * OH + oh) * OW + ow)] = acc;
+        }
+  return from_vector(y, {N, O, OH, OW}, {.dtype = DType::f64});
+}
+
+enum class RefPool { max, avg, avg_nopad };
+Tensor pool_ref(const Tensor& xt, RefPool kind, std::array<int64_t, 2> k, std::array<int64_t, 2> s,
+                std::array<int64_t, 2> p) {
+  if (s[0] == 0 && s[1] == 0) s = k;  // the default stride
+  auto x = xt.to_vector<double>();
+  int64_t P = xt.size(0) * xt.size(1), H = xt.size(2), W = xt.size(3);
+  int64_t OH = (H + 2 * p[0] - k[0]) / s[0] + 1, OW = (W + 2 * p[1] - k[1]) / s[1] + 1;
+  std::vector<double> y(size_t(P * OH * OW));
+  for (int64_t q = 0; q < P; ++q)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        double best = -INFINITY, sum = 0;
+        int64_t inside = 0, padded = 0;
+        for (int64_t i = 0; i < k[0]; ++i)
+          for (int64_t j = 0; j < k[1]; ++j) {
+            int64_t ih = oh * s[0] - p[0] + i, iw = ow * s[1] - p[1] + j;
+            if (ih < H + p[0] && iw < W + p[1]) ++padded;  // window clipped at the far padding
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+            double v = x[size_t((q * H + ih) * W + iw)];
+            best = std::max(best, v);
+            sum += v;
+            ++inside;
+          }
+        double out = kind == RefPool::max ? best : sum / double(kind == RefPool::avg ? padded : inside);
+        y[size_t((q * OH + oh) * OW + ow)] = out;
+      }
+  return from_vector(y, {xt.size(0), xt.size(1), OH, OW}, {.dtype = DType::f64});
+}
+
+Tensor adaptive_ref(const Tensor& xt, int64_t OH, int64_t OW) {
+  auto x = xt.to_vector<double>();
+  int64_t P = xt.size(0) * xt.size(1), H = xt.size(2), W = xt.size(3);
+  std::vector<double> y(size_t(P * OH * OW));
+  for (int64_t q = 0; q < P; ++q)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        int64_t h0 = int64_t(std::floor(double(oh * H) / double(OH)));
+        int64_t h1 = int64_t(std::ceil(double((oh + 1) * H) / double(OH)));
+        int64_t w0 = int64_t(std::floor(double(ow * W) / double(OW)));
+        int64_t w1 = int64_t(std::ceil(double((ow + 1) * W) / double(OW)));
+        double sum = 0;
+        for (int64_t i = h0; i < h1; ++i)
+          for (int64_t j = w0; j < w1; ++j) sum += x[size_t((q * H + i) * W + j)];
+        y[size_t((q * OH + oh) * OW + ow)] = sum / double((h1 - h0) * (w1 - w0));
+      }
+  return from_vector(y, {xt.size(0), xt.size(1), OH, OW}, {.dtype = DType::f64});
+}
+
+/// Batch norm with given per-channel mean/var (biased), f64 loops.
+Tensor bn_ref(const Tensor& xt, const std::vector<double>& mean, const std::vector<double>& var,
+              const Tensor& wt, const Tensor& bt, double eps) {
+  auto x = xt.to_vector<double>();
+  int64_t N = xt.size(0), C = xt.size(1), S = xt.numel() / (N * C);
+  std::vector<double> w = wt.defined() ? wt.to_vector<double>() : std::vector<double>(size_t(C), 1.0);
+  std::vector<double> b = bt.defined() ? bt.to_vector<double>() : std::vector<double>(size_t(C), 0.0);
+  std::vector<double> y(x.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t s = 0; s < S; ++s) {
+        size_t i = size_t((n * C + c) * S + s);
+        y[i] = (x[i] - mean[size_t(c)]) / std::sqrt(var[size_t(c)] + eps) * w[size_t(c)] + b[size_t(c)];
+      }
+  return from_vector(y, xt.shape(), {.dtype = DType::f64});
+}
+
+/// Per-channel batch mean and biased variance of (N, C, ...).
+void channel_stats(const Tensor& xt, std::vector<double>& mean, std::vector<double>& var) {
+  auto x = xt.to_vector<double>();
+  int64_t N = xt.size(0), C = xt.size(1), S = xt.numel() / (N * C);
+  mean.assign(size_t(C), 0.0);
+  var.assign(size_t(C), 0.0);
+  for (int64_t c = 0; c < C; ++c) {
+    double s = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < S; ++k) s += x[size_t((n * C + c) * S + k)];
+    double mu = s / double(N * S), q = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < S; ++k) q += std::pow(x[size_t((n * C + c) * S + k)] - mu, 2);
+    mean[size_t(c)] = mu;
+    var[size_t(c)] = q / double(N * S);
+  }
+}
+
+// ---- conv2d
+
+struct ConvCase {
+  const char* name;
+  Shape x, w;
+  bool bias;
+  ConvArgs a;
+};
+
+std::vector<ConvCase> conv_cases() {
+  return {
+      {"plain", {2, 3, 7, 6}, {4, 3, 3, 3}, true, {}},
+      {"no_bias", {2, 3, 5, 5}, {2, 3, 3, 2}, false, {}},
+      {"stride2_pad1", {2, 3, 9, 8}, {5, 3, 3, 3}, true, {{2, 2}, {1, 1}, {1, 1}, 1}},
+      {"asym_stride_pad", {1, 2, 7, 9}, {3, 2, 2, 3}, true, {{1, 3}, {2, 0}, {1, 1}, 1}},
+      {"dilation", {2, 2, 9, 8}, {3, 2, 3, 3}, true, {{1, 1}, {1, 2}, {2, 3}, 1}},
+      {"groups", {2, 4, 6, 5}, {6, 2, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 2}},
+      {"depthwise", {2, 3, 6, 6}, {3, 1, 3, 3}, false, {{2, 1}, {1, 1}, {1, 1}, 3}},
+      {"pointwise", {3, 4, 5, 3}, {2, 4, 1, 1}, true, {}},
+      {"pointwise_stride", {2, 4, 5, 5}, {3, 4, 1, 1}, true, {{2, 2}, {0, 0}, {1, 1}, 1}},
+      {"kernel_eq_padded", {1, 1, 3, 3}, {2, 1, 5, 5}, true, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {"batch1", {1, 2, 5, 4}, {3, 2, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {"big_stride", {3, 2, 8, 7}, {2, 2, 2, 2}, true, {{3, 4}, {1, 0}, {1, 1}, 1}},
+  };
+}
+
+TEST(Conv2d, ForwardMatchesNaiveF64AndF32) {
+  default_generator().manual_seed(1);
+  for (const ConvCase& c : conv_cases()) {
+    SCOPED_TRACE(c.name);
+    Tensor x = randn(c.x, {.dtype = DType::f64}), w = randn(c.w, {.dtype = DType::f64});
+    Tensor b = c.bias ? randn({c.w[0]}, {.dtype = DType::f64}) : Tensor();
+    Tensor ref = conv_ref(x, w, b, c.a);
+    Tensor got = conv2d(x, w, b, c.a.s, c.a.p, c.a.d, c.a.groups);
+    EXPECT_TRUE(all_close(got, ref, 1e-12, 1e-12));
+    Tensor bf = b.defined() ? b.to(DType::f32) : Tensor();
+    Tensor got32 = conv2d(x.to(DType::f32), w.to(DType::f32), bf, c.a.s, c.a.p, c.a.d, c.a.groups);
+    EXPECT_EQ(got32.dtype(), DType::f32);
+    EXPECT_TRUE(all_close(got32, ref, 1e-4, 1e-4));
+  }
+}
+
+TEST(Conv2d, HalfOnCpuComputesInF32) {
+  Tensor x = randn({2, 3, 6, 6}), w = randn({4, 3, 3, 3});
+  for (DType dt : {DType::f16, DType::bf16}) {
+    Tensor xh = x.to(dt), wh = w.to(dt);
+    Tensor got = conv2d(xh, wh, Tensor(), {1, 1}, {1, 1});
+    EXPECT_EQ(got.dtype(), dt);
+    Tensor ref = conv_ref(xh.to(DType::f64), wh.to(DType::f64), Tensor(), {{1, 1}, {1, 1}, {1, 1}, 1});
+    EXPECT_TRUE(all_close(got, ref, dt == DType::f16 ? 1e-2 : 5e-2, 5e-2));
+  }
+}
+
+TEST(Conv2d, NonContiguousInput) {
+  Tensor x = randn({2, 5, 6, 3}, {.dtype = DType::f64});
+  Tensor xt = permute(x, {0, 3, 1, 2});  // (2, 3, 5, 6), not contiguous
+  Tensor w = randn({4, 3, 2, 2}, {.dtype = DType::f64});
+  EXPECT_TRUE(all_close(conv2d(xt, w), conv_ref(xt, w, Tensor(), {}), 1e-12, 1e-12));
+}
+
+TEST(Conv2d, LargerBatchUsesThreadsConsistently) {
+  // Over 2^20 multiply-adds: the images are spread over threads and the weight and bias
+  // gradients add per-thread partials.
+  const int64_t N = 8, C = 8, O = 16, H = 16;
+  Tensor x = randn({N, C, H, H}, {.dtype = DType::f64}).requires_grad_();
+  Tensor w = randn({O, C, 3, 3}, {.dtype = DType::f64}).requires_grad_();
+  Tensor b = randn({O}, {.dtype = DType::f64}).requires_grad_();
+  Tensor y = conv2d(x, w, b, {1, 1}, {1, 1});
+  EXPECT_TRUE(all_close(y, conv_ref(x, w, b, {{1, 1}, {1, 1}, {1, 1}, 1}), 1e-12, 1e-12));
+  Tensor gy = randn(y.shape(), {.dtype = DType::f64});
+  TensorList g = autograd::grad({y}, {x, w, b}, {gy});
+  EXPECT_TRUE(all_close(g[2], sum(gy, {0, 2, 3}), 1e-12, 1e-10));
+  // Weight gradient entries: sum over n, oh, ow of x(shifted) * gy.
+  std::vector<double> gw = g[1].to_vector<double>(), gx = g[0].to_vector<double>();
+  std::vector<double> xv = x.to_vector<double>(), gyv = gy.to_vector<double>(), wv = w.to_vector<double>();
+  for (int64_t o : {0, 7, 15})
+    for (int64_t c : {0, 5})
+      for (int64_t i : {0, 2})
+        for (int64_t j : {0, 1}) {
+          double acc = 0;
+          for (int64_t n = 0; n < N; ++n)
+            for (int64_t oh = 0; oh < H; ++oh)
+              for (int64_t ow = 0; ow < H; ++ow) {
+                int64_t ih = oh - 1 + i, iw = ow - 1 + j;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= H) continue;
+                acc += xv[size_t(((n * C + c) * H + ih) * H + iw)] * gyv[size_t(((n * O + o) * H + oh) * H + ow)];
+              }
+          EXPECT_NEAR(gw[size_t(((o * C + c) * 3 + i) * 3 + j)], acc, 1e-9);
+        }
+  // Input gradient entries: sum over o, i, j of w * gy at the outputs that saw the pixel.
+  for (int64_t n : {0, 7})
+    for (int64_t c : {1, 6})
+      for (int64_t ih : {0, 9, 15})
+        for (int64_t iw : {0, 15}) {
+          double acc = 0;
+          for (int64_t o = 0; o < O; ++o)
+            for (int64_t i = 0; i < 3; ++i)
+              for (int64_t j = 0; j < 3; ++j) {
+                int64_t oh = ih + 1 - i, ow = iw + 1 - j;
+                if (oh < 0 || oh >= H || ow < 0 || ow >= H) continue;
+                acc += wv[size_t(((o * C + c) * 3 + i) * 3 + j)] * gyv[size_t(((n * O + o) * H + oh) * H + ow)];
+              }
+          EXPECT_NEAR(gx[size_t(((n * C + c) * H + ih) * H + iw)], acc, 1e-9);
+        }
+}
+
+TEST(Conv2d, Gradcheck) {
+  default_generator().manual_seed(2);
+  for (const ConvCase& c : conv_cases()) {
+    SCOPED_TRACE(c.name);
+    Tensor x = leaf(c.x), w = leaf(c.w);
+    ConvArgs a = c.a;
+    if (c.bias) {
+      Tensor b = leaf({c.w[0]});
+      expect_gradcheck([a](const TensorList& in) { return conv2d(in[0], in[1], in[2], a.s, a.p, a.d, a.groups); },
+                       {x, w, b});
+    } else {
+      expect_gradcheck([a](const TensorList& in) { return conv2d(in[0], in[1], Tensor(), a.s, a.p, a.d, a.groups); },
+                       {x, w});
+    }
+  }
+}
+
+TEST(Conv2d, OnlyWeightNeedsGrad) {
+  Tensor x = randn({2, 1, 6, 6}, {.dtype = DType::f64});  // e.g. the images: no grad
+  Tensor w = leaf({3, 1, 3, 3});
+  expect_gradcheck([x](const TensorList& in) { return conv2d(x, in[0], Tensor(), {1, 1}, {2, 2}); }, {w});
+  Tensor y = conv2d(x, w);
+  y.sum().backward();
+  EXPECT_TRUE(w.grad().defined());
+  EXPECT_FALSE(x.grad().defined());
+}
+
+TEST(Conv2d, Errors) {
+  Tensor x = randn({2, 4, 5, 5}), w = randn({6, 4, 3, 3});
+  EXPECT_ERROR(conv2d(randn({4, 5, 5}), w), "expected a 4-D input (N, C_in, H, W), got shape [4, 5, 5]");
+  EXPECT_ERROR(conv2d(x, randn({6, 4, 3})), "expected a 4-D weight");
+  EXPECT_ERROR(conv2d(x, randn({6, 3, 3, 3})), "input [2, 4, 5, 5] has 4 channels, but weight [6, 3, 3, 3]");
+  EXPECT_ERROR(conv2d(x, randn({6, 4, 3, 3}), Tensor(), {1, 1}, {0, 0}, {1, 1}, 3), "groups=3 must divide both C_in=4");
+  EXPECT_ERROR(conv2d(x, randn({5, 2, 3, 3}), Tensor(), {1, 1}, {0, 0}, {1, 1}, 2), "C_out=5");
+  EXPECT_ERROR(conv2d(x, randn({6, 4, 7, 3})), "is larger than the padded input 5x5");
+  EXPECT_ERROR(conv2d(x, randn({6, 4, 3, 3}), Tensor(), {1, 1}, {0, 0}, {3, 3}), "kernel 7x7");
+  EXPECT_ERROR(conv2d(x, w, randn({5})), "bias must have shape [6]");
+  EXPECT_ERROR(conv2d(x, w, Tensor(), {0, 1}), "stride must be positive");
+  EXPECT_ERROR(conv2d(x, w, Tensor(), {1, 1}, {-1, 0}), "padding must be non-negative");
+  EXPECT_ERROR(conv2d(x, w.to(DType::f64)), "share one floating dtype");
+  EXPECT_ERROR(conv2d(x, w, Tensor(), {1, 1}, {0, 0}, {1, 1}, 0), "groups must be positive");
+}
+
+// ---- pooling
+
+TEST(Pool, MaxForwardIndicesAndBackward) {
+  // Hand-made: 1x1x4x4, k=2: each window's max and where the gradient goes.
+  Tensor x = from_vector(std::vector<double>{1, 5, 2, 0, 3, 4, 8, 1, 0, 0, 1, 1, 9, 2, 3, 7}, {1, 1, 4, 4},
+                         {.dtype = DType::f64})
+                 .requires_grad_();
+  Tensor y = max_pool2d(x, {2, 2});
+  EXPECT_EQ(y.to_vector<double>(), (std::vector<double>{5, 8, 9, 7}));
+  y.backward(from_vector(std::vector<double>{1, 2, 3, 4}, {1, 1, 2, 2}, {.dtype = DType::f64}));
+  EXPECT_EQ(x.grad().to_vector<double>(),
+            (std::vector<double>{0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0, 4}));
+}
+
+struct PoolCase {
+  const char* name;
+  Shape x;
+  std::array<int64_t, 2> k, s, p;
+};
+std::vector<PoolCase> pool_cases() {
+  return {
+      {"k2", {2, 3, 6, 6}, {2, 2}, {0, 0}, {0, 0}},
+      {"k3s2p1", {2, 2, 7, 9}, {3, 3}, {2, 2}, {1, 1}},
+      {"overlap", {1, 2, 5, 6}, {3, 2}, {1, 1}, {1, 0}},
+      {"odd", {3, 1, 7, 5}, {2, 3}, {2, 1}, {0, 1}},
+  };
+}
+
+TEST(Pool, ForwardMatchesNaive) {
+  for (const PoolCase& c : pool_cases()) {
+    SCOPED_TRACE(c.name);
+    Tensor x = randn(c.x, {.dtype = DType::f64});
+    EXPECT_TRUE(all_close(max_pool2d(x, c.k, c.s, c.p), pool_ref(x, RefPool::max, c.k, c.s, c.p), 0, 0));
+    EXPECT_TRUE(all_close(avg_pool2d(x, c.k, c.s, c.p, true), pool_ref(x, RefPool::avg, c.k, c.s, c.p), 1e-12, 1e-12));
+    EXPECT_TRUE(all_close(avg_pool2d(x, c.k, c.s, c.p, false), pool_ref(x, RefPool::avg_nopad, c.k, c.s, c.p),
+                          1e-12, 1e-12));
+    for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
+      Tensor xd = x.to(dt);
+      Tensor ref = pool_ref(xd.to(DType::f64), RefPool::max, c.k, c.s, c.p);
+      EXPECT_TRUE(all_close(max_pool2d(xd, c.k, c.s, c.p), ref, 0, 0)) << dtype_name(dt);
+      double tol = dt == DType::f32 ? 1e-6 : 1e-2;
+      EXPECT_TRUE(all_close(avg_pool2d(xd, c.k, c.s, c.p), pool_ref(xd.to(DType::f64), RefPool::avg, c.k, c.s, c.p),
+                            tol, tol)) << dtype_name(dt);
+    }
+  }
+  // Default stride = kernel; 3-D input (C, H, W).
+  Tensor x3 = randn({2, 6, 4}, {.dtype = DType::f64});
+  Tensor y3 = max_pool2d(x3, {2, 2});
+  EXPECT_EQ(y3.shape(), (Shape{2, 3, 2}));
+  EXPECT_TRUE(all_close(y3, pool_ref(x3.unsqueeze(0), RefPool::max, {2, 2}, {2, 2}, {0, 0}).squeeze(0), 0, 0));
+}
+
+TEST(Pool, MaxPropagatesNan) {
+  Tensor x = from_vector(std::vector<float>{1, NAN, 3, 4}, {1, 1, 2, 2});
+  EXPECT_TRUE(std::isnan(max_pool2d(x, {2, 2}).item<float>()));
+}
+
+TEST(Pool, AdaptiveForward) {
+  Tensor x = randn({2, 3, 7, 10}, {.dtype = DType::f64});
+  for (std::array<int64_t, 2> o : {std::array<int64_t, 2>{1, 1}, {3, 4}, {7, 10}, {5, 3}, {10, 13}}) {
+    EXPECT_TRUE(all_close(adaptive_avg_pool2d(x, o), adaptive_ref(x, o[0], o[1]), 1e-12, 1e-12))
+        << o[0] << "x" << o[1];
+  }
+  // Global pooling is the mean over H, W.
+  EXPECT_TRUE(all_close(adaptive_avg_pool2d(x, {1, 1}), mean(x, {2, 3}, true), 1e-12, 1e-12));
+}
+
+TEST(Pool, Gradcheck) {
+  default_generator().manual_seed(3);
+  for (const PoolCase& c : pool_cases()) {
+    SCOPED_TRACE(c.name);
+    Tensor x = leaf(c.x);
+    expect_gradcheck([c](const TensorList& in) { return max_pool2d(in[0], c.k, c.s, c.p); }, {x});
+    expect_gradcheck([c](const TensorList& in) { return avg_pool2d(in[0], c.k, c.s, c.p, true); }, {x});
+    expect_gradcheck([c](const TensorList& in) { return avg_pool2d(in[0], c.k, c.s, c.p, false); }, {x});
+  }
+  Tensor x = leaf({2, 2, 7, 5});
+  for (std::array<int64_t, 2> o : {std::array<int64_t, 2>{1, 1}, {3, 2}, {4, 4}, {9, 6}})
+    expect_gradcheck([o](const TensorList& in) { return adaptive_avg_pool2d(in[0], o); }, {x});
+}
+
+TEST(Pool, Errors) {
+  Tensor x = randn({2, 3, 5, 5});
+  EXPECT_ERROR(max_pool2d(randn({5, 5}), {2, 2}), "expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape [5, 5]");
+  EXPECT_ERROR(max_pool2d(x, {6, 2}), "larger than the padded input 5x5");
+  EXPECT_ERROR(avg_pool2d(x, {2, 2}, {0, 0}, {2, 0}), "padding must be between 0 and half the kernel size");
+  EXPECT_ERROR(max_pool2d(x, {0, 2}), "kernel size must be positive");
+  EXPECT_ERROR(adaptive_avg_pool2d(x, {0, 2}), "output size must be positive");
+  EXPECT_ERROR(max_pool2d(randint(0, 3, {1, 1, 4, 4}), {2, 2}), "floating dtype");
+}
+
+// ---- batch_norm
+
+TEST(BatchNorm, TrainForwardAndRunningStats) {
+  default_generator().manual_seed(4);
+  for (Shape shape : {Shape{6, 3}, Shape{4, 3, 5, 2}}) {
+    SCOPED_TRACE(shape_str(shape));
+    Tensor x = randn(shape, {.dtype = DType::f64}) * 2.0 + 1.0;
+    Tensor w = randn({3}, {.dtype = DType::f64}), b = randn({3}, {.dtype = DType::f64});
+    Tensor rm = from_vector(std::vector<double>{0.5, -1, 2}, {3}, {.dtype = DType::f64});
+    Tensor rv = from_vector(std::vector<double>{1, 2, 0.5}, {3}, {.dtype = DType::f64});
+    std::vector<double> mean, var;
+    channel_stats(x, mean, var);
+    Tensor y = batch_norm(x, rm, rv, w, b, true, 0.2, 1e-3);
+    EXPECT_TRUE(all_close(y, bn_ref(x, mean, var, w, b, 1e-3), 1e-12, 1e-12));
+    // running = 0.8 * running + 0.2 * batch; the variance is unbiased (m / (m - 1)).
+    double m = double(x.numel() / 3);
+    std::vector<double> erm = {0.5, -1, 2}, erv = {1, 2, 0.5};
+    for (int c = 0; c < 3; ++c) {
+      erm[c] = 0.8 * erm[c] + 0.2 * mean[c];
+      erv[c] = 0.8 * erv[c] + 0.2 * var[c] * m / (m - 1);
+    }
+    EXPECT_TRUE(all_close(rm, from_vector(erm, {3}, {.dtype = DType::f64}), 1e-12, 1e-12));
+    EXPECT_TRUE(all_close(rv, from_vector(erv, {3}, {.dtype = DType::f64}), 1e-12, 1e-12));
+    // f32 agrees with the f64 reference.
+    Tensor y32 = batch_norm(x.to(DType::f32), Tensor(), Tensor(), w.to(DType::f32), b.to(DType::f32), true, 0.1, 1e-3);
+    EXPECT_TRUE(all_close(y32, bn_ref(x, mean, var, w, b, 1e-3), 1e-5, 1e-5));
+  }
+}
+
+TEST(BatchNorm, HandComputedRunningStats) {
+  // One channel holding 1, 2, 3, 6: mean 3, biased var 3.5, unbiased var 14/3.
+  Tensor x = from_vector(std::vector<float>{1, 2, 3, 6}, {4, 1});
+  Tensor rm = zeros({1}), rv = ones({1});
+  Tensor y = batch_norm(x, rm, rv, Tensor(), Tensor(), true, 0.1, 0.0);
+  EXPECT_NEAR(rm.item<double>(), 0.3, 1e-7);
+  EXPECT_NEAR(rv.item<double>(), 0.9 + 0.1 * 14.0 / 3.0, 1e-6);
+  std::vector<float> yv = y.to_vector<float>();
+  EXPECT_NEAR(yv[0], -2 / std::sqrt(3.5), 1e-6);
+  EXPECT_NEAR(yv[3], 3 / std::sqrt(3.5), 1e-6);
+  // A second step moves the buffers again from where they are.
+  batch_norm(x, rm, rv, Tensor(), Tensor(), true, 0.1, 0.0);
+  EXPECT_NEAR(rm.item<double>(), 0.9 * 0.3 + 0.3, 1e-6);
+}
+
+TEST(BatchNorm, EvalUsesRunningStats) {
+  Tensor x = randn({3, 2, 4, 3}, {.dtype = DType::f64});
+  Tensor rm = from_vector(std::vector<double>{0.5, -1}, {2}, {.dtype = DType::f64});
+  Tensor rv = from_vector(std::vector<double>{2, 0.25}, {2}, {.dtype = DType::f64});
+  Tensor w = randn({2}, {.dtype = DType::f64}), b = randn({2}, {.dtype = DType::f64});
+  Tensor y = batch_norm(x, rm, rv, w, b, false, 0.1, 1e-5);
+  EXPECT_TRUE(all_close(y, bn_ref(x, {0.5, -1}, {2, 0.25}, w, b, 1e-5), 1e-12, 1e-12));
+  EXPECT_EQ(rm.to_vector<double>(), (std::vector<double>{0.5, -1}));  // untouched
+  EXPECT_EQ(rv.to_vector<double>(), (std::vector<double>{2, 0.25}));
+}
+
+TEST(BatchNorm, GradcheckTrainAndEval) {
+  default_generator().manual_seed(5);
+  for (Shape shape : {Shape{5, 3}, Shape{3, 2, 3, 5}}) {
+    SCOPED_TRACE(shape_str(shape));
+    int64_t c = shape[1];
+    Tensor x = leaf(shape), w = leaf({c}), b = leaf({c});
+    Tensor rm = zeros({c}, {.dtype = DType::f64}), rv = ones({c}, {.dtype = DType::f64});
+    expect_gradcheck([&](const TensorList& in) { return batch_norm(in[0], rm, rv, in[1], in[2], true, 0.1, 1e-5); },
+                     {x, w, b});
+    expect_gradcheck([](const TensorList& in) { return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
+                     {x});
+    Tensor erm = randn({c}, {.dtype = DType::f64}), erv = rand({c}, {.dtype = DType::f64}) + 0.5;
+    expect_gradcheck([&](const TensorList& in) { return batch_norm(in[0], erm, erv, in[1], in[2], false, 0.1, 1e-5); },
+                     {x, w, b});
+  }
+}
+
+TEST(BatchNorm, Errors) {
+  Tensor x = randn({4, 3, 2, 2});
+  EXPECT_ERROR(batch_norm(randn({4, 3, 2}), Tensor(), Tensor(), Tensor(), Tensor(), true),
+               "expected a 2-D (N, C) or 4-D (N, C, H, W) input, got shape [4, 3, 2]");
+  EXPECT_ERROR(batch_norm(x, Tensor(), Tensor(), ones({4}), Tensor(), true), "weight must have shape [3]");
+  EXPECT_ERROR(batch_norm(x, zeros({2}), ones({3}), Tensor(), Tensor(), true), "running_mean must have shape [3]");
+  EXPECT_ERROR(batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), false), "eval mode");
+  EXPECT_ERROR(batch_norm(randn({1, 3}), Tensor(), Tensor(), Tensor(), Tensor(), true), "more than one value per channel");
+  Tensor rq = zeros({3}).requires_grad_();
+  EXPECT_ERROR(batch_norm(x, rq, ones({3}), Tensor(), Tensor(), true), "must not require grad");
+}
+
+}  // namespace
+}  // namespace ember
