@@ -22,6 +22,31 @@ EMBER_HD int64_t adaptive_end(int64_t o, int64_t n, int64_t m) {
   return ((o + 1) * n + m - 1) / m;
 }
 
+/// The clipped window of avg-pool output (oh, ow) and its divisor, as PyTorch (floor mode):
+/// with count_include_pad the divisor counts padding up to the padded border.
+struct AvgWindow {
+  int64_t h0, h1, w0, w1, div;
+};
+EMBER_HD AvgWindow avg_window(const PoolGeometry& g, int64_t oh, int64_t ow, bool include_pad) {
+  int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  int64_t h1 = h0 + g.kh < g.h + g.ph ? h0 + g.kh : g.h + g.ph;
+  int64_t w1 = w0 + g.kw < g.w + g.pw ? w0 + g.kw : g.w + g.pw;
+  const int64_t pool = (h1 - h0) * (w1 - w0);
+  h0 = h0 < 0 ? 0 : h0;
+  w0 = w0 < 0 ? 0 : w0;
+  h1 = h1 < g.h ? h1 : g.h;
+  w1 = w1 < g.w ? w1 : g.w;
+  return {h0, h1, w0, w1, include_pad ? pool : (h1 - h0) * (w1 - w0)};
+}
+
+/// Outputs [lo, hi) along one dim whose window (start o * s - p, size k) covers input i.
+EMBER_HD void covering_outputs(int64_t i, int64_t k, int64_t s, int64_t p, int64_t out, int64_t& lo,
+                               int64_t& hi) {
+  lo = i + p < k ? 0 : (i + p - k) / s + 1;
+  hi = (i + p) / s + 1;
+  hi = hi < out ? hi : out;
+}
+
 }  // namespace ember
 
 namespace ember::cpu {

@@ -39,6 +39,13 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
 }
 }  // namespace
 
+Tensor contiguous_raw(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor out = empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
+  copy_into(out, t);
+  return out;
+}
+
 void copy_into(const Tensor& dst, const Tensor& src) {
   EMBER_CHECK(dst.defined() && src.defined(), "copy: undefined tensor");
   check_device_available(dst.device(), "copy");

@@ -14,6 +14,9 @@ void coalesce(StridedLayout* const* ls, int n);
 /// Copies src (broadcast to dst's shape, any dtype/device) into dst's memory. Not recorded
 /// by autograd; the building block of contiguous(), to(), copy_().
 void copy_into(const Tensor& dst, const Tensor& src);
+/// `t` itself when contiguous, else a contiguous copy; not recorded by autograd (for ops
+/// whose kernels want dense memory and whose backward is their own node).
+Tensor contiguous_raw(const Tensor& t);
 /// Throws a clear error when `t` is on CUDA in a build without CUDA.
 void check_device_available(Device d, const char* op);
 

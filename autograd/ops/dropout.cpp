@@ -14,13 +14,6 @@ namespace ember {
 
 namespace {
 
-Tensor contiguous_raw(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor out = empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
-  copy_into(out, t);
-  return out;
-}
-
 // y = mask * scale * x over contiguous memory, the mask given by (seed, offset).
 Tensor apply_mask(const Tensor& x_in, GeneratorState s, double p, double scale) {
   Tensor x = contiguous_raw(x_in);

@@ -12,13 +12,6 @@ namespace ember {
 
 namespace {
 
-Tensor contiguous_raw(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor out = empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
-  copy_into(out, t);
-  return out;
-}
-
 // Per-row losses accumulate in f32 (f64 for f64 inputs).
 DType acc_dtype(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
 

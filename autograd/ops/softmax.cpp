@@ -11,13 +11,6 @@ namespace ember {
 
 namespace {
 
-Tensor contiguous_raw(const Tensor& t) {
-  if (t.is_contiguous()) return t;
-  Tensor out = empty(t.shape(), {.dtype = t.dtype(), .device = t.device()});
-  copy_into(out, t);
-  return out;
-}
-
 // (outer, C, inner) of a contiguous tensor around `dim` (a 0-d tensor is one row of 1).
 void split_dims(const Tensor& x, int64_t dim, int64_t* outer, int64_t* C, int64_t* inner) {
   *outer = *C = *inner = 1;

@@ -3,25 +3,12 @@
 
 #include <cstring>
 
+#include "kernels/cast.h"
 #include "kernels/cpu/loops.h"
 #include "tensor/error.h"
 
 namespace ember::cpu {
 
-namespace {
-template <class D, class S>
-inline D cast_to(S v) {
-  if constexpr (std::is_same_v<D, bool>) {
-    return static_cast<float>(v) != 0.0f;
-  } else if constexpr (std::is_same_v<S, Half> || std::is_same_v<S, BFloat16>) {
-    return static_cast<D>(static_cast<float>(v));
-  } else if constexpr (std::is_same_v<D, Half> || std::is_same_v<D, BFloat16>) {
-    return D(static_cast<float>(v));
-  } else {
-    return static_cast<D>(v);
-  }
-}
-}  // namespace
 
 void copy(DType src_dtype, const void* src, const StridedLayout& src_l, DType dst_dtype,
           void* dst, const StridedLayout& dst_l, int64_t n) {

@@ -70,19 +70,6 @@ void max_bwd(const T* gy, const int64_t* idx, T* gx, const PoolGeometry& g) {
   }, plane_grain(g.h * g.w + g.oh * g.ow));
 }
 
-/// The clipped window of output (oh, ow) and its divisor, with PyTorch's semantics.
-struct AvgWindow {
-  int64_t h0, h1, w0, w1, div;
-};
-inline AvgWindow avg_window(const PoolGeometry& g, int64_t oh, int64_t ow, bool include_pad) {
-  int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-  int64_t h1 = std::min(h0 + g.kh, g.h + g.ph), w1 = std::min(w0 + g.kw, g.w + g.pw);
-  int64_t pool = (h1 - h0) * (w1 - w0);
-  h0 = std::max<int64_t>(h0, 0), w0 = std::max<int64_t>(w0, 0);
-  h1 = std::min(h1, g.h), w1 = std::min(w1, g.w);
-  return {h0, h1, w0, w1, include_pad ? pool : (h1 - h0) * (w1 - w0)};
-}
-
 template <class T>
 void avg_fwd(const T* x, T* y, const PoolGeometry& g, bool include_pad) {
   using A = acc_t<T>;

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cast.h"
 #include "kernels/copy.h"
 #include "kernels/cuda/check.h"
 #include "tensor/cuda/stream.h"
@@ -13,19 +14,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// The same conversion as the CPU loop's cast_to, so both devices give the same bits.
-template <class D, class S>
-EMBER_HD D cast_to(S v) {
-  if constexpr (std::is_same_v<D, bool>) {
-    return static_cast<float>(v) != 0.0f;
-  } else if constexpr (std::is_same_v<S, Half> || std::is_same_v<S, BFloat16>) {
-    return static_cast<D>(static_cast<float>(v));
-  } else if constexpr (std::is_same_v<D, Half> || std::is_same_v<D, BFloat16>) {
-    return D(static_cast<float>(v));
-  } else {
-    return static_cast<D>(v);
-  }
-}
 
 /// N elements loaded or stored as one access of up to 16 bytes.
 template <class T, int N>
