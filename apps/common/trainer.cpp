@@ -290,7 +290,6 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
     model->train();
     double lr = opt.lr();
     Progress progress(log, st.epoch + 1, cfg.epochs, train_loader.num_batches(), cfg.log_interval, main_rank);
-    int64_t images = 0;
     while (auto b = train_loader.next()) {
       Tensor logits = ddp ? (*ddp)(b->images) : (*model)(b->images);
       Tensor loss = cross_entropy(logits, b->labels);
@@ -308,14 +307,13 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
         sums.correct = sums.correct.defined() ? sums.correct + c : c;
       }
       sums.seen += b->size();
-      images += b->size();
       int64_t it_in_epoch = train_loader.state().batch;
       if (it_in_epoch == 0) it_in_epoch = train_loader.num_batches();
+      progress.tick(it_in_epoch, int64_t(b->size()) * world);  // images over all ranks
       if (it_in_epoch % cfg.log_interval == 0 || it_in_epoch == train_loader.num_batches()) {
-        // This rank's running loss and accuracy; images over all ranks.
+        // This rank's running loss and accuracy.
         progress.update(it_in_epoch, sums.loss_value() / double(sums.seen),
-                        double(sums.correct_value()) / double(sums.seen), images * world);
-        images = 0;
+                        double(sums.correct_value()) / double(sums.seen));
       }
       if (cfg.save_every > 0 && st.iteration % cfg.save_every == 0) checkpoint();
       if (st.iteration == cfg.crash_iteration) {
