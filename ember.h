@@ -8,6 +8,7 @@
 #include "data/loader.h"
 #include "data/mnist.h"
 #include "data/cifar10.h"
+#include "dist/dist.h"
 #include "io/safetensors.h"
 #include "nn/nn.h"
 #include "optim/optim.h"

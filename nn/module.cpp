@@ -154,7 +154,10 @@ std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modul
     out.emplace_back(name, m);
     for (const auto& [cn, c] : m->children_) self(self, c, name.empty() ? cn : name + "." + cn);
   };
-  visit(visit, shared_from_this(), "");
+  auto self = weak_from_this().lock();
+  EMBER_CHECK(self != nullptr, type_name_, ".named_modules(): the module must be held by a "
+              "std::shared_ptr (create it with std::make_shared)");
+  visit(visit, self, "");
   return out;
 }
 

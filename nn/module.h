@@ -77,7 +77,8 @@ class Module : public std::enable_shared_from_this<Module> {
   TensorList buffers(bool recurse = true) const;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_children() const;
   std::vector<std::shared_ptr<Module>> children() const;
-  /// This module ("") and every descendant, with dotted names, pre-order.
+  /// This module ("") and every descendant, with dotted names, pre-order. The module must be
+  /// held by a std::shared_ptr.
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules();
   /// The direct child `name`; throws when there is none.
   std::shared_ptr<Module> child(const std::string& name) const;

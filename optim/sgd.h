@@ -32,7 +32,8 @@ class SGD : public Optimizer {
   const SGDOptions& options() const { return options_; }
 
   /// tensors "state.<i>.momentum_buffer" for each parameter that has one; scalars lr,
-  /// momentum, dampening, weight_decay, nesterov, maximize (0/1), num_params.
+  /// momentum, dampening, weight_decay, nesterov, maximize (0/1), num_params. The tensors
+  /// are the live buffers: write or clone them before the next step.
   OptimizerState state_dict() const override;
   void load_state_dict(const OptimizerState& state) override;
 

@@ -4,7 +4,8 @@
 #  2. runs the `gpu` tests, then the whole suite,
 #  3. reruns every *_gpu_test program under compute-sanitizer memcheck with the caching
 #     allocator off (EMBER_CUDA_ALLOC=direct, so each buffer's real bounds are checked),
-#  4. runs the bench/ programs (JSON output),
+#  4. runs the bench/ programs (JSON output), then the data-parallel checks: NCCL in a world
+#     of one, and mpirun -np <GPUs> (tests, NCCL bandwidth, DDP steps, mnist) with 2+ GPUs,
 #  5. writes bench/results/YYYY-MM-DD-<gpu>.md (device, driver, CUDA, commit, test results,
 #     benchmark figures and the issue's goals) and the JSON files beside it.
 # Usage: scripts/gpu_check.sh [--no-bench] [--no-sanitizer] [--no-full-suite]
@@ -20,7 +21,7 @@ for arg in "$@"; do
     --no-bench) RUN_BENCH=0 ;;
     --no-sanitizer) RUN_SANITIZER=0 ;;
     --no-full-suite) RUN_FULL=0 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -200,6 +201,64 @@ if ((RUN_BENCH)); then
   [ ${#BENCH_RAN[@]} -gt 0 ] || BENCH_NOTE="no bench program was built or ran (see $LOGS/build.log)"
 fi
 
+# ---- 5b. data parallel on the GPU(s). A world of one runs NCCL in dist_gpu_test (one of
+# the gpu tests above; rerun here to record it) and in bench_allreduce/bench_ddp (the
+# benchmarks above). With several GPUs: mpirun -np <GPUs> of the multi-rank proofs
+# (dist_mpi_test, NCCL cases included), NCCL allreduce bandwidth, DDP step times and a
+# one-epoch mnist run. tests/dist/run_mpi.sh adds the flags containers need.
+NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+DIST_ROWS=()
+run_dist() {  # label, log name, command...
+  local label=$1 name=$2
+  shift 2
+  log "data parallel: $label"
+  if "$@" >"$LOGS/dist_$name.log" 2>&1; then
+    DIST_ROWS+=("| $label | PASS |")
+  else
+    local rc=$?
+    if [ "$rc" = 77 ]; then
+      DIST_ROWS+=("| $label | SKIPPED: $(head -1 "$LOGS/dist_$name.log") |")
+    else
+      DIST_ROWS+=("| $label | FAIL (exit $rc, log $LOGS/dist_$name.log) |")
+      FAILED+=("data parallel: $label")
+    fi
+  fi
+}
+if [ -x "$BUILD/tests/dist_gpu_test" ]; then
+  run_dist "NCCL, world of 1: dist_gpu_test" gpu_test "$BUILD/tests/dist_gpu_test"
+else
+  DIST_ROWS+=("| NCCL, world of 1 | FAIL: dist_gpu_test was not built |")
+  FAILED+=("dist_gpu_test missing")
+fi
+MNIST_DATA=""
+for d in data/mnist ../shared/data/mnist; do [ -d "$d" ] && MNIST_DATA=$d && break; done
+if [ "$NGPU" -ge 2 ]; then
+  if [ -x "$BUILD/tests/dist_mpi_test" ]; then
+    run_dist "mpirun -np $NGPU dist_mpi_test (NCCL + MPI proofs)" mpi_test \
+      tests/dist/run_mpi.sh "$NGPU" "$BUILD/tests/dist_mpi_test"
+  else
+    DIST_ROWS+=("| mpirun -np $NGPU | FAIL: dist_mpi_test was not built (no MPI?) |")
+    FAILED+=("dist_mpi_test missing")
+  fi
+  if ((RUN_BENCH)) && [ -x "$BUILD/bench/bench_allreduce" ]; then
+    run_dist "mpirun -np $NGPU bench_allreduce (NCCL)" bench_allreduce \
+      tests/dist/run_mpi.sh "$NGPU" "$BUILD/bench/bench_allreduce" --benchmark_filter=nccl \
+      --benchmark_out="$OUTDIR/bench_allreduce_np$NGPU.json" --benchmark_out_format=json
+    run_dist "mpirun -np $NGPU bench_ddp (cuda)" bench_ddp \
+      tests/dist/run_mpi.sh "$NGPU" "$BUILD/bench/bench_ddp" --benchmark_filter=cuda \
+      --benchmark_out="$OUTDIR/bench_ddp_np$NGPU.json" --benchmark_out_format=json
+  fi
+  if [ -n "$MNIST_DATA" ] && [ -x "$BUILD/apps/mnist" ]; then
+    run_dist "mpirun -np $NGPU mnist, 1 epoch" mnist \
+      tests/dist/run_mpi.sh "$NGPU" "$BUILD/apps/mnist" --epochs 1 --batch-size 64 --data "$MNIST_DATA" \
+      --out "$LOGS/mnist_np$NGPU"
+    [ -f "$LOGS/mnist_np$NGPU/metrics.jsonl" ] &&
+      DIST_ROWS+=("| mnist metrics (np $NGPU) | \`$(tail -1 "$LOGS/mnist_np$NGPU/metrics.jsonl")\` |")
+  fi
+else
+  DIST_ROWS+=("| several ranks | not run: $NGPU GPU (NCCL needs one GPU per rank) |")
+fi
+
 # ---- 6. the summary
 bench_tables() {
   command -v python3 >/dev/null 2>&1 || {
@@ -295,6 +354,12 @@ PY
     echo "| --- | --- |"
     printf '%s\n' "${SAN_ROWS[@]}"
   fi
+  echo
+  echo "## Data parallel (NCCL), $NGPU GPU(s)"
+  echo
+  echo "| run | result |"
+  echo "| --- | --- |"
+  printf '%s\n' "${DIST_ROWS[@]}"
   echo
   echo "## Benchmarks"
   echo

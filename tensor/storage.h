@@ -30,6 +30,10 @@ class Storage {
   uint64_t version() const { return version_.load(std::memory_order_relaxed); }
   void bump_version() { version_.fetch_add(1, std::memory_order_relaxed); }
 
+  /// Storages alive in this process and their bytes (leak checks in tests and debugging).
+  static int64_t live_count();
+  static int64_t live_bytes();
+
  private:
   void* data_ = nullptr;
   int64_t nbytes_ = 0;

@@ -1,6 +1,7 @@
 // Tensor metadata, storage, dtype/device helpers and printing.
 #include "tensor/tensor.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <iomanip>
@@ -82,16 +83,30 @@ std::string Device::str() const {
 }
 
 // ---- storage
+namespace {
+std::atomic<int64_t> g_live_storages{0};
+std::atomic<int64_t> g_live_bytes{0};
+}  // namespace
+int64_t Storage::live_count() { return g_live_storages.load(); }
+int64_t Storage::live_bytes() { return g_live_bytes.load(); }
+
 Storage::Storage(int64_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+  g_live_storages.fetch_add(1);
+  g_live_bytes.fetch_add(nbytes);
   Allocator& a = allocator_for(device);
   data_ = nbytes > 0 ? a.allocate(size_t(nbytes)) : nullptr;
   deleter_ = [&a](void* p) { a.deallocate(p); };
 }
 
 Storage::Storage(void* data, int64_t nbytes, Device device, Deleter deleter)
-    : data_(data), nbytes_(nbytes), device_(device), deleter_(std::move(deleter)) {}
+    : data_(data), nbytes_(nbytes), device_(device), deleter_(std::move(deleter)) {
+  g_live_storages.fetch_add(1);
+  g_live_bytes.fetch_add(nbytes);
+}
 
 Storage::~Storage() {
+  g_live_storages.fetch_sub(1);
+  g_live_bytes.fetch_sub(nbytes_);
   if (data_ && deleter_) deleter_(data_);
 }
 

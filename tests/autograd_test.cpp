@@ -219,6 +219,26 @@ TEST(Autograd, RepeatedLoopsDoNotGrowTheGraphOrMemory) {
   EXPECT_TRUE(first_node.expired());
 }
 
+TEST(Autograd, MemoryReturnsToTheSameLevelEveryIteration) {
+  Tensor w = rnd({256, 64});
+  Tensor x = rnd({32, 256});
+  auto step = [&] {
+    Tensor h = tanh(matmul(x, w));
+    Tensor loss = (softmax(h, 1) * h).sum();
+    loss.backward();
+    NoGradGuard ng;
+    w.add_(w.grad(), -0.01);
+    w.grad().zero_();
+  };
+  step();  // .grad exists from here on
+  int64_t count = Storage::live_count(), bytes = Storage::live_bytes();
+  for (int it = 0; it < 50; ++it) {
+    step();
+    ASSERT_EQ(Storage::live_count(), count) << "iteration " << it;
+    ASSERT_EQ(Storage::live_bytes(), bytes) << "iteration " << it;
+  }
+}
+
 // ---- gradchecks
 namespace {
 void expect_gradcheck(const std::function<Tensor(const TensorList&)>& f, const TensorList& in) {

@@ -38,6 +38,10 @@ AppRun run(const std::string& args) {
 
 std::string mnist_dir() { return test::shared_data_dir() + "/mnist"; }
 
+#define REQUIRE_MNIST() \
+  if (!fs::exists(mnist_dir())) GTEST_SKIP() << "no MNIST at " << mnist_dir() << " (set EMBER_DATA_DIR)"
+
+
 fs::path scratch(const std::string& name) {
   // Per process: several checkouts may run this suite at once on one machine.
   fs::path p = fs::temp_directory_path() / ("ember_app_test_" + name + "_" + std::to_string(getpid()));
@@ -60,6 +64,7 @@ std::string common(const fs::path& out) {
 }  // namespace
 
 TEST(MnistApp, ShortRunLearnsAndWritesItsFiles) {
+  REQUIRE_MNIST();
   fs::path out = scratch("short");
   AppRun r = run(common(out) + "--epochs 2 --limit-train 3000 --limit-test 1000 --batch-size 32 --lr 0.05");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -94,6 +99,7 @@ TEST(MnistApp, ShortRunLearnsAndWritesItsFiles) {
 }
 
 TEST(MnistApp, ResumeEqualsUninterruptedBitForBit) {
+  REQUIRE_MNIST();
   // 640 samples / 32 = 20 iterations per epoch; cut at iteration 25, mid-epoch 2.
   std::string base = "--epochs 2 --limit-train 640 --limit-test 200 --batch-size 32 --deterministic ";
   fs::path a = scratch("full"), b = scratch("cut");
@@ -121,6 +127,7 @@ TEST(MnistApp, ResumeEqualsUninterruptedBitForBit) {
 }
 
 TEST(MnistApp, ConfigFileAndFlagsOverrideIt) {
+  REQUIRE_MNIST();
   fs::path out = scratch("cfg");
   fs::create_directories(out);
   std::ofstream(out / "c.yaml") << "model: mlp\nepochs: 1\nbatch_size: 100\nlimit-train: 500\nlimit-test: 100\nlr: 0.5\n";
@@ -134,6 +141,7 @@ TEST(MnistApp, ConfigFileAndFlagsOverrideIt) {
 }
 
 TEST(MnistApp, BadInputsGiveStatusAndMessage) {
+  REQUIRE_MNIST();
   fs::path out = scratch("bad");
   struct Case {
     std::string args;

@@ -239,5 +239,29 @@ TEST(Models, StateDictRoundTripGivesTheSameOutputs) {
   EXPECT_EQ(b->state_dict().at("bn1.num_batches_tracked").item<int64_t>(), 1);
 }
 
+TEST(Models, LeNetMemorizesASmallBatchWithSGD) {
+  manual_seed(8);
+  auto m = nn::make_model("lenet");
+  Tensor x = randn({16, 1, 28, 28});
+  Tensor y = randint(0, 10, {16});
+  optim::SGD sgd(m->parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
+  double first = 0, last = 0;
+  for (int s = 0; s < 60; ++s) {
+    sgd.zero_grad();
+    Tensor loss = cross_entropy(m->forward(x), y);
+    loss.backward();
+    sgd.step();
+    if (s == 0) first = loss.item();
+    last = loss.item();
+  }
+  EXPECT_NEAR(first, std::log(10.0), 0.3);  // near-uniform predictions at init
+  EXPECT_LT(last, first / 10.0) << "first " << first << ", last " << last;
+  auto pred = argmax(m->forward(x), 1).to_vector<int64_t>();
+  auto labels = y.to_vector<int64_t>();
+  int correct = 0;
+  for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == labels[i];
+  EXPECT_GE(correct, 14) << "of 16";
+}
+
 }  // namespace
 }  // namespace ember

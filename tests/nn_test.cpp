@@ -86,6 +86,8 @@ TEST(Module, NamedModulesAndChildren) {
                                              "head:Block", "head.proj:Linear"}));
   EXPECT_EQ(net->children().size(), 3u);
   EXPECT_TRUE(net->child("head").get() == net->head.get());
+  Net on_stack;
+  EXPECT_THROW(on_stack.named_modules(), Error);
   try {
     net->child("tail");
     FAIL() << "expected an error";

@@ -2,6 +2,8 @@
 // the GPU. Skipped (visibly) without a GPU.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "test_util.h"
 
 namespace ember {
@@ -71,6 +73,28 @@ TEST(SGDGpu, MisalignedParameterViewTakesTheScalarPath) {
     b.step();
   }
   EXPECT_TRUE(all_close(pg.cpu(), pc, 1e-5, 1e-6));
+}
+
+TEST(GradScalerGpu, FindsInfInCudaGradientsOfAnyFloatDtype) {
+  EMBER_REQUIRE_GPU();
+  const Device gpu("cuda:0");
+  for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
+    Tensor p = ones({1000}, {.dtype = dt, .device = gpu});
+    p.requires_grad_();
+    optim::SGD sgd({p}, {.lr = 0.1});
+    optim::GradScaler scaler({.init_scale = 4.0});
+    Tensor g = full({1000}, 4.0, {.dtype = dt});
+    p.set_grad(g.to(gpu));
+    EXPECT_TRUE(scaler.step(sgd)) << dt;  // unscaled to 1: p = 1 - 0.1
+    EXPECT_TRUE(all_close(p.cpu().to(DType::f32), full({1000}, 0.9), 1e-2)) << dt;
+    scaler.update();
+    std::vector<float> bad(1000, 1.f);
+    bad[777] = INFINITY;
+    p.set_grad(from_vector<float>(bad, {1000}).to(gpu, dt));
+    EXPECT_FALSE(scaler.step(sgd)) << dt;
+    scaler.update();
+    EXPECT_EQ(scaler.get_scale(), 2.0) << dt;
+  }
 }
 
 TEST(ModuleGpu, ToCudaMovesInPlaceAndTrainsThere) {

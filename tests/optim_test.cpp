@@ -387,6 +387,78 @@ TEST(Schedules, StateDictRoundTripResumesTheSameLrs) {
   EXPECT_THROW(m2.load_state_dict(missing), Error);
 }
 
+// ---- dynamic loss scaling
+
+TEST(GradScaler, UnscalesStepsAndGrows) {
+  Tensor p = leaf({1.0, 2.0});
+  optim::SGD sgd({p}, {.lr = 0.5});
+  optim::GradScaler scaler({.init_scale = 8.0, .growth_interval = 2});
+  Tensor loss = sum(p * p);  // grad = 2p
+  Tensor scaled = scaler.scale(loss);
+  EXPECT_DOUBLE_EQ(scaled.item(), 8.0 * 5.0);
+  scaled.backward();
+  EXPECT_EQ(p.grad().to_vector<double>(), (std::vector<double>{16, 32}));
+  EXPECT_TRUE(scaler.step(sgd));  // unscales to (2, 4), then p -= 0.5 g
+  EXPECT_EQ(p.to_vector<double>(), (std::vector<double>{0, 0}));
+  scaler.update();
+  EXPECT_EQ(scaler.get_scale(), 8.0);  // one clean step of two
+  p.set_grad(ones({2}, {.dtype = DType::f64}));
+  scaler.unscale_(sgd);
+  EXPECT_EQ(p.grad().to_vector<double>(), (std::vector<double>{0.125, 0.125}));
+  EXPECT_THROW(scaler.unscale_(sgd), Error);  // twice in one step
+  EXPECT_TRUE(scaler.step(sgd));             // uses the already unscaled gradients
+  scaler.update();
+  EXPECT_EQ(scaler.get_scale(), 16.0);  // grew after growth_interval clean steps
+}
+
+TEST(GradScaler, SkipsStepsWithInfOrNanAndBacksOff) {
+  for (double bad : {INFINITY, -INFINITY, NAN}) {
+    Tensor p = leaf({1.0, 2.0});
+    Tensor q = leaf({3.0});
+    optim::SGD sgd({p, q}, {.lr = 0.5, .momentum = 0.9});
+    optim::GradScaler scaler({.init_scale = 1024.0, .growth_interval = 1});
+    p.set_grad(from_vector<double>({1.0, 1.0}, {2}));
+    q.set_grad(from_vector<double>({bad}, {1}));
+    EXPECT_FALSE(scaler.step(sgd));
+    EXPECT_TRUE(scaler.found_inf());
+    EXPECT_EQ(p.to_vector<double>(), (std::vector<double>{1, 2}));  // untouched
+    EXPECT_FALSE(sgd.momentum_buffer(0).defined());
+    scaler.update();
+    EXPECT_EQ(scaler.get_scale(), 512.0);
+    EXPECT_FALSE(scaler.found_inf());
+  }
+}
+
+TEST(GradScaler, StateDictAndDisabled) {
+  optim::GradScaler a({.init_scale = 4.0, .growth_interval = 3});
+  Tensor p = leaf({1.0});
+  optim::SGD sgd({p}, {.lr = 0.1});
+  p.set_grad(ones({1}, {.dtype = DType::f64}));
+  a.step(sgd);
+  a.update();
+  auto st = a.state_dict();
+  EXPECT_EQ(st.at("growth_tracker"), 1);
+  optim::GradScaler b;
+  b.load_state_dict(st);
+  EXPECT_EQ(b.get_scale(), 4.0);
+  for (int i = 0; i < 2; ++i) {
+    p.set_grad(ones({1}, {.dtype = DType::f64}));
+    b.step(sgd);
+    b.update();
+  }
+  EXPECT_EQ(b.get_scale(), 8.0);
+  st.erase("scale");
+  EXPECT_THROW(b.load_state_dict(st), Error);
+  EXPECT_THROW(optim::GradScaler({.backoff_factor = 1.5}), Error);
+
+  optim::GradScaler off({.enabled = false});
+  Tensor loss = scalar_tensor(3.0);
+  EXPECT_TRUE(off.scale(loss).is_same(loss));
+  p.set_grad(full({1}, INFINITY, {.dtype = DType::f64}));
+  EXPECT_TRUE(off.step(sgd));  // disabled: no checks, the step runs
+  EXPECT_TRUE(std::isinf(p.item()));
+}
+
 // ---- end to end: a small MLP fits a smooth function
 
 // A two-layer perceptron built from elementwise ops and sums (x W^T as a broadcast product),

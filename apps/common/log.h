@@ -20,16 +20,25 @@ class Progress {
  public:
   Progress(std::shared_ptr<spdlog::logger> log, int64_t epoch, int64_t epochs, int64_t total_iters,
            int64_t log_interval, bool enabled);
-  /// After iteration `iter` (1-based within the epoch) with its running loss/accuracy.
-  void update(int64_t iter, double loss, double acc, int64_t images);
+  /// After every iteration `iter` (1-based within the epoch) that processed `images`:
+  /// redraws the bar on a terminal (at most 10 times a second, with the last known loss).
+  void tick(int64_t iter, int64_t images);
+  /// With a fresh running loss/accuracy (reading them may wait for the GPU, so the caller
+  /// does it every log interval): the bar, and a plain log line.
+  void update(int64_t iter, double loss, double acc);
   void finish();
 
  private:
+  void draw(int64_t iter);
+  double images_per_second() const;
+
   std::shared_ptr<spdlog::logger> log_;
   int64_t epoch_, epochs_, total_, interval_;
   bool enabled_, tty_;
   int64_t images_ = 0;
-  std::chrono::steady_clock::time_point start_;
+  double loss_ = 0, acc_ = 0;
+  bool have_loss_ = false;
+  std::chrono::steady_clock::time_point start_, last_draw_;
   bool drawn_ = false;
 };
 

@@ -3,6 +3,13 @@
 // the RNG state and the running epoch sums, so a run stopped after iteration k and resumed
 // performs exactly the computations the uninterrupted run would have (on CPU the weights
 // come out bit for bit equal).
+//
+// Data parallel (`mpirun -np N`): every rank trains on its DistributedSampler shard at
+// --batch-size per process (effective batch N x batch) through dist::DDP, evaluates its
+// unpadded shard of the test set (sums added over ranks: each sample counts once), and
+// rank 0 alone logs, writes metrics and checkpoints. Checkpoints hold the epoch sums added
+// over ranks; on resume rank 0 carries them and the others start from zero, so the sums
+// at the end of the epoch are the same as without the interruption.
 #include "apps/common/trainer.h"
 
 #include <spdlog/spdlog.h>
@@ -15,6 +22,7 @@
 
 #include "apps/common/log.h"
 #include "data/loader.h"
+#include "dist/dist.h"
 #include "ember.h"
 #include "io/safetensors.h"
 #include "nn/models.h"
@@ -30,9 +38,12 @@ namespace {
 
 constexpr int kCheckpointVersion = 1;
 
-Device resolve_device(const std::string& spec) {
-  if (spec == "auto") return cuda::is_available() ? Device(DeviceType::cuda, 0) : kCPU;
+Device resolve_device(const std::string& spec, const dist::ProcessGroup& pg) {
+  // Each process of a data-parallel job takes the GPU of its local rank.
+  if (spec == "auto") return pg.default_device();
   Device d(spec);  // throws on a malformed spec
+  if (spec == "cuda" && pg.world_size() > 1 && cuda::device_count() > 0)
+    d = Device(DeviceType::cuda, pg.local_rank() % cuda::device_count());
   if (d.is_cuda()) {
     EMBER_CHECK(EMBER_WITH_CUDA, "--device ", spec,
                 ": this build of ember has no CUDA support (rebuild on a machine with the CUDA toolkit)");
@@ -50,7 +61,8 @@ struct EvalResult {
   int64_t count = 0;
 };
 
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader) {
+/// Evaluates this rank's shard of the test set; the sums are added over ranks.
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, dist::ProcessGroup& pg) {
   NoGradGuard no_grad;
   model.eval();
   loader.set_epoch(0);
@@ -64,11 +76,14 @@ EvalResult evaluate(nn::Module& model, data::DataLoader& loader) {
     correct = correct.defined() ? correct + c : c;
     count += b->size();
   }
+  std::vector<double> sums = dist::allreduce_sum(
+      pg, {loss_sum.defined() ? loss_sum.item() : 0.0,
+           correct.defined() ? double(correct.item<int64_t>()) : 0.0, double(count)});
   EvalResult r;
-  r.count = count;
-  if (count > 0) {
-    r.loss = loss_sum.item() / double(count);
-    r.acc = 100.0 * double(correct.item<int64_t>()) / double(count);
+  r.count = int64_t(sums[2]);
+  if (r.count > 0) {
+    r.loss = sums[0] / double(r.count);
+    r.acc = 100.0 * sums[1] / double(r.count);
   }
   return r;
 }
@@ -81,6 +96,18 @@ struct EpochSums {
   int64_t seen = 0;
   double loss_value() const { return loss.defined() ? loss.item() : 0.0; }
   int64_t correct_value() const { return correct.defined() ? correct.item<int64_t>() : 0; }
+  /// The sums over all ranks (a collective: every rank calls it at the same point).
+  EpochSums global(dist::ProcessGroup& pg) const {
+    if (pg.world_size() == 1) return *this;
+    std::vector<double> v = dist::allreduce_sum(pg, {loss_value(), double(correct_value()), double(seen)});
+    EpochSums g;
+    g.seen = int64_t(v[2]);
+    if (g.seen > 0) {
+      g.loss = scalar_tensor(v[0], {.dtype = DType::f64});
+      g.correct = scalar_tensor(v[1], {.dtype = DType::i64});
+    }
+    return g;
+  }
 };
 
 struct RunState {
@@ -177,13 +204,22 @@ optim::SchedulerConfig scheduler_config(const TrainConfig& cfg) {
 int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
                       const std::function<Datasets(const TrainConfig&)>& make_datasets) {
   bool evaluating = !cfg.evaluate.empty();
-  Device device = resolve_device(cfg.device);
-  if (!evaluating) fs::create_directories(cfg.out);
-  auto log = make_logger(evaluating ? "" : (fs::path(cfg.out) / "train.log").string());
-  if (!evaluating) {
+  dist::ProcessGroup& pg = dist::init_process_group();
+  const bool main_rank = pg.is_main();
+  const int world = pg.world_size();
+  Device device = resolve_device(cfg.device, pg);
+  if (!evaluating && main_rank) fs::create_directories(cfg.out);
+  auto log = make_logger(evaluating || !main_rank ? "" : (fs::path(cfg.out) / "train.log").string(), !main_rank);
+  if (!evaluating && main_rank) {
     std::ofstream(fs::path(cfg.out) / "args.yaml") << config_to_yaml(cfg);
     log->info("{} {} on {} | out {}", app_name, cfg.model, device.str(), cfg.out);
   }
+  if (world > 1)
+    log->info("data parallel: {} processes, batch {} per process, effective batch {}; gradients in {} MB buckets{}",
+              world, cfg.batch_size, cfg.batch_size * world, cfg.bucket_mb,
+              cfg.grad_compression == "fp16" ? ", sent as fp16" : "");
+  else if (cfg.grad_compression != "none")
+    log->info("--grad-compression {} has no effect in a single process", cfg.grad_compression);
   manual_seed(cfg.seed);
 
   Datasets ds = make_datasets(cfg);
@@ -194,17 +230,23 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   model->to(device);
 
   data::DataLoader test_loader(ds.test, {.batch_size = cfg.test_batch_size, .num_workers = int(cfg.workers),
-                                         .device = device});
+                                         .device = device},
+                               std::make_shared<dist::ShardSampler>(ds.test->size(), pg.rank(), world));
   if (evaluating) {
     SafetensorsFile f = load_safetensors(cfg.evaluate);
     model->load_state_dict(nn::StateDict(f.tensors));
-    EvalResult r = evaluate(*model, test_loader);
-    std::printf("%s\n", json{{"test_loss", r.loss}, {"test_acc", r.acc}, {"test_samples", r.count}}.dump().c_str());
+    EvalResult r = evaluate(*model, test_loader, pg);
+    if (main_rank)
+      std::printf("%s\n", json{{"test_loss", r.loss}, {"test_acc", r.acc}, {"test_samples", r.count}}.dump().c_str());
     return 0;
   }
 
-  data::DataLoader train_loader(ds.train, {.batch_size = cfg.batch_size, .shuffle = true, .seed = cfg.seed,
-                                           .num_workers = int(cfg.workers), .device = device});
+  // Rank r's shard of each epoch's permutation (in a world of one: all of it, in the order
+  // RandomSampler(seed) would give).
+  data::DataLoader train_loader(ds.train, {.batch_size = cfg.batch_size, .seed = cfg.seed,
+                                           .num_workers = int(cfg.workers), .device = device},
+                                std::make_shared<data::DistributedSampler>(ds.train->size(), pg.rank(), world,
+                                                                           /*shuffle=*/true, cfg.seed));
   optim::SGD opt(model->parameters(), {.lr = cfg.lr, .momentum = cfg.momentum,
                                        .weight_decay = cfg.weight_decay, .nesterov = cfg.nesterov});
   std::shared_ptr<optim::LRScheduler> sched = optim::make_scheduler(opt, scheduler_config(cfg));
@@ -216,7 +258,9 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   EpochSums sums;
   bool mid_epoch = false;
   if (!cfg.resume.empty()) {
+    // Every rank reads the checkpoint (on a shared file system, or copied to each node).
     load_checkpoint(cfg.resume, cfg.model, *model, opt, *sched, train_loader, st, sums, device);
+    if (!main_rank) sums = EpochSums();  // rank 0 carries the global sums
     mid_epoch = train_loader.state().batch > 0;
     log->info("resumed from {}: epoch {}, iteration {}{}", cfg.resume, st.epoch + 1, st.iteration,
               mid_epoch ? " (mid-epoch)" : "");
@@ -225,7 +269,16 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   const std::string metrics_path = (fs::path(cfg.out) / "metrics.jsonl").string();
   const std::string last_path = (fs::path(cfg.out) / "last.ckpt").string();
   const std::string best_path = (fs::path(cfg.out) / "best.safetensors").string();
-  auto checkpoint = [&] { save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, st, sums); };
+  auto checkpoint = [&] {
+    EpochSums global = sums.global(pg);
+    if (main_rank) save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, st, global);
+  };
+  // Data parallel: DDP broadcasts rank 0's weights now and averages gradients in backward.
+  std::unique_ptr<dist::DDP> ddp;
+  if (world > 1)
+    ddp = std::make_unique<dist::DDP>(model, dist::DDPOptions{
+                                                 .bucket_mb = cfg.bucket_mb,
+                                                 .compression = dist::parse_grad_compression(cfg.grad_compression)});
 
   for (; st.epoch < cfg.epochs; ++st.epoch) {
     auto t0 = std::chrono::steady_clock::now();
@@ -236,13 +289,14 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
     mid_epoch = false;
     model->train();
     double lr = opt.lr();
-    Progress progress(log, st.epoch + 1, cfg.epochs, train_loader.num_batches(), cfg.log_interval, true);
-    int64_t images = 0;
+    Progress progress(log, st.epoch + 1, cfg.epochs, train_loader.num_batches(), cfg.log_interval, main_rank);
     while (auto b = train_loader.next()) {
-      Tensor logits = (*model)(b->images);
+      Tensor logits = ddp ? (*ddp)(b->images) : (*model)(b->images);
       Tensor loss = cross_entropy(logits, b->labels);
-      model->zero_grad();
+      if (ddp) ddp->zero_grad();  // keeps the gradients as views of the buckets
+      else model->zero_grad();
       loss.backward();
+      if (ddp) ddp->finish();
       opt.step();
       ++st.iteration;
       {
@@ -253,13 +307,13 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
         sums.correct = sums.correct.defined() ? sums.correct + c : c;
       }
       sums.seen += b->size();
-      images += b->size();
       int64_t it_in_epoch = train_loader.state().batch;
       if (it_in_epoch == 0) it_in_epoch = train_loader.num_batches();
+      progress.tick(it_in_epoch, int64_t(b->size()) * world);  // images over all ranks
       if (it_in_epoch % cfg.log_interval == 0 || it_in_epoch == train_loader.num_batches()) {
+        // This rank's running loss and accuracy.
         progress.update(it_in_epoch, sums.loss_value() / double(sums.seen),
-                        double(sums.correct_value()) / double(sums.seen), images);
-        images = 0;
+                        double(sums.correct_value()) / double(sums.seen));
       }
       if (cfg.save_every > 0 && st.iteration % cfg.save_every == 0) checkpoint();
       if (st.iteration == cfg.crash_iteration) {
@@ -270,7 +324,8 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
     }
     progress.finish();
     double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EvalResult test = evaluate(*model, test_loader);
+    EvalResult test = evaluate(*model, test_loader, pg);
+    sums = sums.global(pg);
     sched->step();
     double epoch_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     double train_loss = sums.seen ? sums.loss_value() / double(sums.seen) : 0.0;
@@ -278,22 +333,27 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
     log->info("epoch {}/{}: train loss {:.4f} acc {:.2f}% | test loss {:.4f} acc {:.2f}% | lr {:.5g} | {:.1f}s, {:.0f} img/s",
               st.epoch + 1, cfg.epochs, train_loss, train_acc, test.loss, test.acc, lr, epoch_secs,
               double(sums.seen) / train_secs);
-    append_line(metrics_path, json{{"epoch", st.epoch + 1}, {"train_loss", train_loss}, {"train_acc", train_acc},
-                                   {"test_loss", test.loss}, {"test_acc", test.acc}, {"lr", lr},
-                                   {"epoch_seconds", epoch_secs},
-                                   {"train_images_per_second", double(sums.seen) / train_secs}}
-                                  .dump());
+    if (main_rank)
+      append_line(metrics_path, json{{"epoch", st.epoch + 1}, {"train_loss", train_loss}, {"train_acc", train_acc},
+                                     {"test_loss", test.loss}, {"test_acc", test.acc}, {"lr", lr},
+                                     {"epoch_seconds", epoch_secs},
+                                     {"train_images_per_second", double(sums.seen) / train_secs},
+                                     {"train_samples", sums.seen}, {"test_samples", test.count},
+                                     {"world_size", world}}
+                                    .dump());
     if (test.acc > st.best_acc) {
       st.best_acc = test.acc;
       st.best_epoch = st.epoch + 1;
-      save_safetensors(best_path, model->state_dict().items(),
-                       {{"epoch", std::to_string(st.epoch + 1)}, {"test_acc", std::to_string(test.acc)}});
-      log->info("saved the best model so far ({:.2f}%) to {}", test.acc, best_path);
+      if (main_rank) {
+        save_safetensors(best_path, model->state_dict().items(),
+                         {{"epoch", std::to_string(st.epoch + 1)}, {"test_acc", std::to_string(test.acc)}});
+        log->info("saved the best model so far ({:.2f}%) to {}", test.acc, best_path);
+      }
     }
     sums = EpochSums();
     RunState next = st;
     ++next.epoch;
-    save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, next, sums);
+    if (main_rank) save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, next, sums);
   }
   log->info("best test accuracy {:.2f}% (epoch {})", st.best_acc, st.best_epoch);
   return 0;
@@ -331,14 +391,25 @@ int run_classifier_app(int argc, char** argv, const std::string& app_name, Train
                  app_name.c_str());
     return 2;
   }
+  // An error on one rank of a data-parallel job ends the whole job: the other ranks would
+  // otherwise wait in their next collective until the timeout.
+  auto fail = [&](const char* what, int code) {
+    bool many = dist::is_initialized() && dist::default_group().world_size() > 1;
+    if (many) {
+      std::fprintf(stderr, "%s: error (rank %d): %s\n", app_name.c_str(), dist::default_group().rank(), what);
+      dist::abort_job(code);
+    }
+    std::fprintf(stderr, "%s: error: %s\n", app_name.c_str(), what);
+    return code;
+  };
   try {
-    return train_or_evaluate(cfg, app_name, make_datasets);
+    int rc = train_or_evaluate(cfg, app_name, make_datasets);
+    dist::destroy_process_group();
+    return rc;
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app_name.c_str(), e.what());
-    return 2;
+    return fail(e.what(), 2);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", app_name.c_str(), e.what());
-    return 1;
+    return fail(e.what(), 1);
   }
 }
 
