@@ -161,8 +161,10 @@ void over_images(const ConvGeometry& g, F&& f) {
     BlasThreads one(1);
 #pragma omp parallel num_threads(nt)
     {
-      int t = omp_get_thread_num();
-      f(t, n * t / nt, n * (t + 1) / nt);
+      // The team may be smaller than asked (OMP_DYNAMIC, thread limits): split over the
+      // threads that did start, or the images of the missing ones would be skipped.
+      const int t = omp_get_thread_num(), team = omp_get_num_threads();
+      f(t, n * t / team, n * (t + 1) / team);
     }
   } else {
     f(0, int64_t(0), n);
