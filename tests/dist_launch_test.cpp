@@ -139,7 +139,9 @@ TEST(DistLaunch, MnistTrainsOnTwoRanksAndRankZeroAloneWrites) {
   ASSERT_FALSE(j1.is_null()) << e1.output;
   EXPECT_EQ(j2["test_samples"].get<int64_t>(), 501);
   EXPECT_DOUBLE_EQ(j2["test_acc"].get<double>(), j1["test_acc"].get<double>());
-  EXPECT_NEAR(j2["test_loss"].get<double>(), j1["test_loss"].get<double>(), 1e-9);
+  // Each rank sums its per-sample losses in f32 before the allreduce, so the split changes
+  // the rounding (seen: up to 1.2e-7); the count and accuracy above are exact.
+  EXPECT_NEAR(j2["test_loss"].get<double>(), j1["test_loss"].get<double>(), 1e-6);
 }
 
 TEST(DistLaunch, MnistResumesOnTwoRanksToTheSameWeights) {
