@@ -240,13 +240,7 @@ TEST(Autograd, MemoryReturnsToTheSameLevelEveryIteration) {
 }
 
 // ---- gradchecks
-namespace {
-void expect_gradcheck(const std::function<Tensor(const TensorList&)>& f, const TensorList& in) {
-  GradcheckResult r = gradcheck(f, in);
-  EXPECT_TRUE(r.ok) << r.message;
-  EXPECT_GT(r.checked, 0);
-}
-}  // namespace
+using ember::test::expect_gradcheck;
 
 TEST(Gradcheck, UnaryOps) {
   Tensor any = rnd({3, 4});

@@ -11,26 +11,13 @@
 namespace ember {
 namespace {
 
+using test::expect_gradcheck;
+
 using test::all_close;
 
 Tensor leaf(const Shape& shape) { return randn(shape, {.dtype = DType::f64}).requires_grad_(); }
 
-void expect_gradcheck(const std::function<Tensor(const TensorList&)>& fn, const TensorList& in) {
-  GradcheckResult r = gradcheck(fn, in);
-  EXPECT_TRUE(r.ok) << r.message;
-  EXPECT_GT(r.checked, 0);
-}
 
-#define EXPECT_ERROR(stmt, needle)                                                         \
-  do {                                                                                     \
-    try {                                                                                  \
-      (void)(stmt);                                                                        \
-      ADD_FAILURE() << "expected an ember::Error from " #stmt;                             \
-    } catch (const ::ember::Error& e) {                                                    \
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)                     \
-          << "message: " << e.what();                                                      \
-    }                                                                                      \
-  } while (0)
 
 // ---- naive references (direct loops in f64)
 

@@ -8,6 +8,8 @@
 namespace ember {
 namespace {
 
+using test::expect_gradcheck;
+
 using test::all_close;
 
 /// 0, 1, 2, ... in f64 with the given shape.
@@ -30,24 +32,7 @@ std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
 /// A leaf f64 input for gradcheck, random values.
 Tensor leaf(const Shape& shape) { return randn(shape, {.dtype = DType::f64}).requires_grad_(); }
 
-/// Runs gradcheck and asserts that it compared something and everything matched.
-void expect_gradcheck(const std::function<Tensor(const TensorList&)>& fn, const TensorList& in) {
-  GradcheckResult r = gradcheck(fn, in);
-  EXPECT_TRUE(r.ok) << r.message;
-  EXPECT_GT(r.checked, 0);
-}
 
-/// Expects an ember::Error whose message contains `needle`.
-#define EXPECT_ERROR(stmt, needle)                                                         \
-  do {                                                                                     \
-    try {                                                                                  \
-      (void)(stmt);                                                                        \
-      ADD_FAILURE() << "expected an ember::Error from " #stmt;                             \
-    } catch (const ::ember::Error& e) {                                                    \
-      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)                     \
-          << "message: " << e.what();                                                      \
-    }                                                                                      \
-  } while (0)
 
 // ---- flatten, squeeze, unsqueeze
 

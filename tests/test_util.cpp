@@ -37,6 +37,12 @@ std::vector<Device> devices() {
   return d;
 }
 
+void expect_gradcheck(const std::function<Tensor(const TensorList&)>& fn, const TensorList& in) {
+  GradcheckResult r = gradcheck(fn, in);
+  EXPECT_TRUE(r.ok) << r.message;
+  EXPECT_GT(r.checked, 0);
+}
+
 std::string shared_data_dir() {
   if (const char* e = std::getenv("EMBER_DATA_DIR")) return e;
   return EMBER_SHARED_DATA;

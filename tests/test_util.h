@@ -2,6 +2,7 @@
 // Helpers shared by the tests: comparisons with tolerances, device lists, data paths.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,21 @@ std::vector<Device> devices();
     if (!::ember::cuda::is_available())                                                      \
       GTEST_SKIP() << (EMBER_WITH_CUDA ? "no CUDA device on this machine"                    \
                                        : "ember was built without CUDA");                  \
+  } while (0)
+
+/// Runs gradcheck and asserts that it compared something and everything matched.
+void expect_gradcheck(const std::function<Tensor(const TensorList&)>& fn, const TensorList& in);
+
+/// Expects an ember::Error whose message contains `needle`.
+#define EXPECT_ERROR(stmt, needle)                                                         \
+  do {                                                                                     \
+    try {                                                                                  \
+      (void)(stmt);                                                                        \
+      ADD_FAILURE() << "expected an ember::Error from " #stmt;                             \
+    } catch (const ::ember::Error& e) {                                                    \
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)                     \
+          << "message: " << e.what();                                                      \
+    }                                                                                      \
   } while (0)
 
 /// ../shared/data (or $EMBER_DATA_DIR when set).
