@@ -12,9 +12,22 @@
 
 #include "kernels/common.h"
 #include "tensor/dtype.h"
+#include "tensor/error.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
+
+namespace ember {
+/// Calls f with a null `const int64_t*` or `const int32_t*` telling the index type.
+template <class F>
+void dispatch_index(DType index_dtype, F&& f) {
+  switch (index_dtype) {
+    case DType::i64: f(static_cast<const int64_t*>(nullptr)); break;
+    case DType::i32: f(static_cast<const int32_t*>(nullptr)); break;
+    default: EMBER_THROW("index: expected an i64 or i32 index tensor, got ", dtype_name(index_dtype));
+  }
+}
+}  // namespace ember
 
 namespace ember::cpu {
 /// out[out_l(i)] = src[src_l(i) + index[idx_l(i)] * dim_stride] for i in [0, n).

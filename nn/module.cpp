@@ -243,9 +243,9 @@ Device Module::device() const {
   return kCPU;
 }
 
-void Module::zero_grad(bool set_to_none) {
+void zero_grad(const TensorList& params, bool set_to_none) {
   NoGradGuard no_grad;
-  for (const auto& [name, p] : named_parameters()) {
+  for (const Tensor& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     if (set_to_none) {
@@ -255,6 +255,8 @@ void Module::zero_grad(bool set_to_none) {
     }
   }
 }
+
+void Module::zero_grad(bool set_to_none) { nn::zero_grad(parameters(), set_to_none); }
 
 // ---- state dicts
 

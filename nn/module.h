@@ -49,6 +49,10 @@ struct LoadResult {
   std::vector<std::string> unexpected_keys;  // in the state dict, not in the module
 };
 
+/// Clears the gradients of `params`: drops them (set_to_none) or fills them with zeros.
+/// Shared by Module::zero_grad and Optimizer::zero_grad.
+void zero_grad(const TensorList& params, bool set_to_none = true);
+
 /// Base class of every layer and model. Modules are held by std::shared_ptr; a parent owns
 /// its children. Subclasses register their tensors and children in their constructor and
 /// implement forward().

@@ -6,6 +6,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "kernels/sgd.h"
+#include "nn/module.h"
 #include "tensor/layout.h"
 #if EMBER_WITH_CUDA
 #include "tensor/cuda/stream.h"
@@ -29,18 +30,7 @@ Optimizer::Optimizer(TensorList params) : params_(std::move(params)) {
   }
 }
 
-void Optimizer::zero_grad(bool set_to_none) {
-  NoGradGuard no_grad;
-  for (const Tensor& p : params_) {
-    Tensor g = p.grad();
-    if (!g.defined()) continue;
-    if (set_to_none) {
-      p.set_grad(Tensor());
-    } else {
-      g.zero_();
-    }
-  }
-}
+void Optimizer::zero_grad(bool set_to_none) { nn::zero_grad(params_, set_to_none); }
 
 // ---- SGD
 

@@ -9,14 +9,6 @@
 namespace ember::cpu {
 
 namespace {
-template <class F>
-void dispatch_index(DType index_dtype, F&& f) {
-  switch (index_dtype) {
-    case DType::i64: f(static_cast<const int64_t*>(nullptr)); break;
-    case DType::i32: f(static_cast<const int32_t*>(nullptr)); break;
-    default: EMBER_THROW("index: expected an i64 or i32 index tensor, got ", dtype_name(index_dtype));
-  }
-}
 
 // Serial twin of strided_rows: scatter-add must not race on repeated indices.
 template <int NL, class F>

@@ -9,14 +9,6 @@
 namespace ember::cuda {
 
 namespace {
-template <class F>
-void dispatch_index(DType index_dtype, F&& f) {
-  switch (index_dtype) {
-    case DType::i64: f(static_cast<const int64_t*>(nullptr)); break;
-    case DType::i32: f(static_cast<const int32_t*>(nullptr)); break;
-    default: EMBER_THROW("index: expected an i64 or i32 index tensor, got ", dtype_name(index_dtype));
-  }
-}
 
 __device__ __forceinline__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add(double* p, double v) { atomicAdd(p, v); }
