@@ -169,6 +169,11 @@ void Subset::fill_batch(std::span<const int64_t> indices, float* images, int64_t
   base_->fill_batch(map(indices), images, labels);
 }
 
+void Subset::fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
+                              int64_t* labels) const {
+  base_->fill_batch_epoch(map(indices), epoch, images, labels);
+}
+
 Batch Subset::get_batch_on(std::span<const int64_t> indices, Device device) const {
   return base_->get_batch_on(map(indices), device);
 }

@@ -57,6 +57,15 @@ class Dataset {
   /// and their labels into `labels` (B values). The loader's hot path: no tensors.
   virtual void fill_batch(std::span<const int64_t> indices, float* images,
                           int64_t* labels) const = 0;
+  /// fill_batch for the samples of training epoch `epoch`: datasets whose samples depend on
+  /// the epoch (random augmentation) override it; by default the epoch is ignored. The
+  /// DataLoader calls this one, passing the epoch of the batch it makes (so prefetching
+  /// workers never read an epoch from shared state).
+  virtual void fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
+                                int64_t* labels) const {
+    (void)epoch;
+    fill_batch(indices, images, labels);
+  }
   /// Sample i, normalized like a batch row.
   virtual Example get(int64_t i) const;
   /// The samples of `indices`, stacked: images (B, C, H, W) f32, labels (B) i64.
@@ -123,6 +132,8 @@ class Subset : public Dataset {
   Shape image_shape() const override { return base_->image_shape(); }
   void fill_batch(std::span<const int64_t> indices, float* images,
                   int64_t* labels) const override;
+  void fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
+                        int64_t* labels) const override;
   Example get(int64_t i) const override;
   bool supports_device_batches() const override { return base_->supports_device_batches(); }
   Batch get_batch_on(std::span<const int64_t> indices, Device device) const override;

@@ -18,6 +18,7 @@ namespace ember::data {
 // order, equal to the synchronous ones, with at most `capacity` of them in memory.
 struct DataLoader::Pass {
   std::vector<int64_t> order;  // the epoch's sample indices
+  int64_t epoch = 0;           // fixed for the pass: every batch of it is made for this epoch
   int64_t end_batch = 0;
   int64_t capacity = 0;
   std::mutex mu;
@@ -106,7 +107,7 @@ void DataLoader::load_state(const LoaderState& s) {
   skip(s.batch);
 }
 
-Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t b) const {
+Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t b) const {
   const int64_t start = b * opt_.batch_size;
   const int64_t n = std::min<int64_t>(opt_.batch_size, int64_t(order.size()) - start);
   Shape s = dataset_->image_shape();
@@ -116,8 +117,8 @@ Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t b) const
   if (pinned_) out = detail::pinned_batch(pinned_, s);
 #endif
   if (!out.images.defined()) out = {empty(s), empty({n}, {.dtype = DType::i64})};
-  dataset_->fill_batch(std::span<const int64_t>(order.data() + start, size_t(n)),
-                       out.images.data<float>(), out.labels.data<int64_t>());
+  dataset_->fill_batch_epoch(std::span<const int64_t>(order.data() + start, size_t(n)), epoch,
+                             out.images.data<float>(), out.labels.data<int64_t>());
   return out;
 }
 
@@ -132,6 +133,7 @@ Batch DataLoader::to_device(Batch b) const {
 void DataLoader::start_pass() {
   auto p = std::make_unique<Pass>();
   p->order = sampler_->indices(epoch_);
+  p->epoch = epoch_;
   EMBER_CHECK(int64_t(p->order.size()) == sampler_->size(), "DataLoader: the sampler gave ",
               p->order.size(), " indices for epoch ", epoch_, " but reports size ",
               sampler_->size());
@@ -158,7 +160,7 @@ void DataLoader::start_pass() {
           std::optional<Batch> out;
           std::exception_ptr err;
           try {
-            out = make_batch(pp->order, b);
+            out = make_batch(pp->order, pp->epoch, b);
           } catch (...) {
             err = std::current_exception();
           }
@@ -205,7 +207,7 @@ std::optional<Batch> DataLoader::next() {
     return b;
   }
   if (!use_workers()) {
-    b = make_batch(pass_->order, batch_);
+    b = make_batch(pass_->order, pass_->epoch, batch_);
   } else {
     Pass& p = *pass_;
     std::exception_ptr err;

@@ -106,7 +106,7 @@ class DataLoader {
   struct Pass;
   void stop_pass();
   void start_pass();
-  Batch make_batch(const std::vector<int64_t>& order, int64_t b) const;
+  Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t b) const;
   Batch to_device(Batch b) const;
   bool use_workers() const { return opt_.num_workers > 0 && !opt_.dataset_on_device; }
 

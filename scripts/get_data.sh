@@ -10,7 +10,9 @@
 #      fashion-mnist: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist/).
 # MNIST and Fashion-MNIST files are checked by the MD5 of their uncompressed bytes, so raw
 # and .gz copies are equally good; CIFAR-10 by the MD5 of the official tarball, then by the
-# size of each extracted file. Says which source it used. Does nothing when DIR already
+# size of each extracted file. Without network or a binary copy, cifar10 falls back to
+# unpacking ../shared/data/cifar10-jpg.tar.gz (JPEG folders DIR/train, DIR/test; checked by
+# image counts). Says which source it used. Does nothing when DIR already
 # holds good files.
 set -euo pipefail
 
@@ -161,9 +163,25 @@ cifar_take_tar() {
   say "cifar10 ready in $dir (source: $2)"
 }
 
+# cifar_jpg_ok DIR: DIR/train and DIR/test hold the 10 class folders of 5000 / 1000 images.
+cifar_jpg_ok() {
+  local split n c
+  for split in train test; do
+    n=5000
+    [ $split = test ] && n=1000
+    for c in airplane automobile bird cat deer dog frog horse ship truck; do
+      [ -d "$1/$split/$c" ] && [ "$(find "$1/$split/$c" -maxdepth 1 -name '*.jpg' | wc -l)" = $n ] || return 1
+    done
+  done
+}
+
 get_cifar() {
   if cifar_ok "$dir"; then
     say "cifar10 already present in $dir (sizes ok)"
+    return 0
+  fi
+  if cifar_jpg_ok "$dir"; then
+    say "cifar10 already present in $dir as JPEG folders (counts ok)"
     return 0
   fi
   local url=https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
@@ -184,10 +202,15 @@ get_cifar() {
       return 0
     fi
   done
-  local hint=""
-  [ -f "$shared/cifar10-jpg.tar.gz" ] &&
-    hint=" ($shared/cifar10-jpg.tar.gz holds CIFAR-10 as JPEG folders, which need an image-folder loader, not this binary format)"
-  die "could not get cifar10: no network and no binary release in $shared$hint"
+  # Last resort: the same images as JPEG folders (ImageFolder layout the cifar app reads).
+  if [ -f "$shared/cifar10-jpg.tar.gz" ]; then
+    say "no binary release found; unpacking the JPEG folders of $shared/cifar10-jpg.tar.gz into $dir"
+    tar -xzf "$shared/cifar10-jpg.tar.gz" -C "$dir" --strip-components=1 || die "cannot unpack $shared/cifar10-jpg.tar.gz"
+    cifar_jpg_ok "$dir" || die "unpacked $shared/cifar10-jpg.tar.gz into $dir but $dir/train and $dir/test are incomplete"
+    say "cifar10 ready in $dir as JPEG folders train/ and test/ (source: $shared/cifar10-jpg.tar.gz; lossy JPEG copy of CIFAR-10)"
+    return 0
+  fi
+  die "could not get cifar10: no network and no binary release or JPEG tarball in $shared"
 }
 
 if [ "$name" = cifar10 ]; then get_cifar; else get_idx; fi

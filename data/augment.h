@@ -1,0 +1,65 @@
+#pragma once
+// Random crop with zero padding and random horizontal flip (the standard CIFAR training
+// augmentation), reproducible: Note [Augmentation randomness].
+//
+// Note [Augmentation randomness]: the crop offsets and the flip of a sample are drawn from
+// philox4x32(seed, counter = epoch << 32 | index), with index the sample's index in the
+// wrapped dataset. They depend on nothing else: not on the batch, the number of loader
+// workers or the order batches are made in, so a resumed run (which restores the loader's
+// epoch and batch) sees exactly the augmented images the uninterrupted run would have seen.
+// The epoch reaches the dataset through Dataset::fill_batch_epoch, which the DataLoader
+// calls with the epoch of each batch's pass; there is no mutable epoch in the dataset that
+// prefetching workers could read at the wrong time.
+#include <cstdint>
+#include <memory>
+
+#include "data/dataset.h"
+
+namespace ember::data {
+
+struct AugmentOptions {
+  /// Pad each side with this many pixels, then crop back to the original size at a random
+  /// offset (0: no crop).
+  int64_t padding = 4;
+  /// Mirror left-right with probability 1/2.
+  bool hflip = true;
+  /// The normalization the wrapped dataset applies: padding pixels are black u8 pixels
+  /// normalized with it (as torchvision pads before ToTensor/Normalize).
+  Normalize normalize = Normalize::none();
+};
+
+/// The random choices for one sample.
+struct AugmentParams {
+  int64_t dx = 0, dy = 0;  // crop offset within the padded image, in [0, 2 * padding]
+  bool flip = false;
+};
+
+/// The choices for sample `index` in `epoch` (Note [Augmentation randomness]).
+AugmentParams augment_params(uint64_t seed, int64_t epoch, int64_t index, const AugmentOptions& options);
+
+/// Writes the augmented `src` (C, H, W) to `dst` (C, H, W): out(c, y, x) = in(c, y + dy - p,
+/// x' + dx - p) with x' = W - 1 - x when flipped else x, and fill[c] outside the image.
+void augment_image(const float* src, float* dst, int64_t channels, int64_t height, int64_t width,
+                   int64_t padding, const AugmentParams& params, const float* fill);
+
+/// `base` with every sample randomly cropped and flipped, differently each epoch.
+/// fill_batch (no epoch) gives the augmentation of epoch 0.
+class AugmentedDataset : public Dataset {
+ public:
+  AugmentedDataset(std::shared_ptr<const Dataset> base, AugmentOptions options, uint64_t seed);
+  int64_t size() const override { return base_->size(); }
+  Shape image_shape() const override { return base_->image_shape(); }
+  void fill_batch(std::span<const int64_t> indices, float* images, int64_t* labels) const override;
+  void fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
+                        int64_t* labels) const override;
+  const AugmentOptions& options() const { return options_; }
+  uint64_t seed() const { return seed_; }
+
+ private:
+  std::shared_ptr<const Dataset> base_;
+  AugmentOptions options_;
+  uint64_t seed_;
+  std::vector<float> fill_;  // per channel
+};
+
+}  // namespace ember::data
