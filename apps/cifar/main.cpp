@@ -29,6 +29,20 @@ std::string cifar_dir(const app::TrainConfig& cfg) {
   return app::resolve_data_dir(cfg, "cifar10");
 }
 
+/// The samples of `ds` reordered round-robin over the classes (the k-th image of each class,
+/// then the (k+1)-th, ...): image folders list one class after another, and this keeps
+/// --limit-train / --limit-test (which take the first N samples) class-balanced.
+std::shared_ptr<const data::Dataset> interleave_classes(std::shared_ptr<const data::ImageFolderDataset> ds) {
+  std::vector<std::vector<int64_t>> by_class(ds->classes().size());
+  std::vector<int64_t> labels = ds->labels().to_vector<int64_t>();
+  for (int64_t i = 0; i < int64_t(labels.size()); ++i) by_class[size_t(labels[size_t(i)])].push_back(i);
+  std::vector<int64_t> order;
+  for (size_t k = 0; order.size() < labels.size(); ++k)
+    for (const auto& c : by_class)
+      if (k < c.size()) order.push_back(c[k]);
+  return std::make_shared<data::Subset>(std::move(ds), std::move(order));
+}
+
 app::Datasets cifar_datasets(const app::TrainConfig& cfg) {
   if (cfg.dataset != "cifar10") throw app::UsageError("--dataset " + cfg.dataset + ": expected cifar10");
   std::string dir = cifar_dir(cfg);
@@ -45,8 +59,8 @@ app::Datasets cifar_datasets(const app::TrainConfig& cfg) {
                 ": train/ and test/ have different class folders");
     EMBER_CHECK(tr->image_shape() == Shape({3, 32, 32}), "cifar10: ", root.string(),
                 ": expected 32x32 images");
-    train = tr;
-    test = te;
+    train = interleave_classes(tr);
+    test = interleave_classes(te);
   } else {
     train = std::make_shared<data::Cifar10Dataset>(dir, true, norm);
     test = std::make_shared<data::Cifar10Dataset>(dir, false, norm);

@@ -1,0 +1,149 @@
+// End to end: the cifar app on 200 real CIFAR-10 JPEGs (10 per class and split) unpacked
+// from ../shared/data/cifar10-jpg.tar.gz: one short epoch of ResNet-20 with augmentation,
+// exact resume, and the messages for missing data and a wrong dataset name.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace ember;
+
+namespace {
+
+struct AppRun {
+  int status = -1;
+  std::string output;
+};
+
+AppRun run(const std::string& args) {
+  std::string cmd = std::string(EMBER_BINARY_DIR) + "/apps/cifar " + args + " 2>&1";
+  AppRun r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+fs::path scratch(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("ember_cifar_app_" + name + "_" + std::to_string(getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+// The small image-folder copy, unpacked once per process; empty with `why` set when impossible.
+const fs::path& small_cifar(std::string& why) {
+  static std::string reason;
+  static fs::path dir = [] {
+    fs::path tarball = fs::path(test::shared_data_dir()) / "cifar10-jpg.tar.gz";
+    if (!fs::exists(tarball)) {
+      reason = "no " + tarball.string() + " (set EMBER_DATA_DIR)";
+      return fs::path();
+    }
+    if (std::system("tar --version > /dev/null 2>&1") != 0) {
+      reason = "no tar on this machine";
+      return fs::path();
+    }
+    fs::path d = scratch("data");
+    std::string cmd = "tar -xzf '" + tarball.string() + "' -C '" + d.string() +
+                      "' --wildcards 'cifar10-jpg/train/*/000*' 'cifar10-jpg/test/*/000*'";
+    if (std::system(cmd.c_str()) != 0) {
+      reason = "failed: " + cmd;
+      return fs::path();
+    }
+    return d / "cifar10-jpg";
+  }();
+  why = reason;
+  return dir;
+}
+
+#define REQUIRE_SMALL_CIFAR(dir)                    \
+  std::string why_;                                 \
+  const fs::path& dir = small_cifar(why_);          \
+  if (dir.empty()) GTEST_SKIP() << why_
+
+std::vector<json> read_metrics(const fs::path& out) {
+  std::vector<json> rows;
+  std::ifstream f(out / "metrics.jsonl");
+  std::string line;
+  while (std::getline(f, line)) rows.push_back(json::parse(line));
+  return rows;
+}
+
+}  // namespace
+
+TEST(CifarApp, OneEpochOnRealImages) {
+  REQUIRE_SMALL_CIFAR(data);
+  fs::path out = scratch("short");
+  AppRun r = run("--data " + data.string() + " --out " + out.string() +
+                 " --device cpu --epochs 1 --batch-size 25 --test-batch-size 50 --workers 1 --log-interval 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("resnet20"), std::string::npos) << r.output;  // the default model
+  EXPECT_NE(r.output.find("100 training / 100 test samples"), std::string::npos) << r.output;
+  for (const char* f : {"args.yaml", "train.log", "metrics.jsonl", "best.safetensors", "last.ckpt"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  std::vector<json> m = read_metrics(out);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_TRUE(std::isfinite(m[0]["train_loss"].get<double>()));
+  EXPECT_TRUE(std::isfinite(m[0]["test_loss"].get<double>()));
+  EXPECT_GT(m[0]["train_loss"].get<double>(), 0.5);  // 10 classes, one epoch: nowhere near fit
+  EXPECT_EQ(m[0]["train_samples"].get<int64_t>(), 100);
+  EXPECT_EQ(m[0]["test_samples"].get<int64_t>(), 100);
+  EXPECT_DOUBLE_EQ(m[0]["lr"].get<double>(), 0.1);  // the default
+  std::ifstream args(out / "args.yaml");
+  std::string a((std::istreambuf_iterator<char>(args)), {});
+  EXPECT_NE(a.find("weight-decay: 0.0005"), std::string::npos) << a;
+  fs::remove_all(out);
+}
+
+TEST(CifarApp, ResumeWithAugmentationIsExact) {
+  REQUIRE_SMALL_CIFAR(data);
+  // 60 samples / 20 = 3 iterations per epoch; cut at iteration 4, mid-epoch 2.
+  std::string base = "--data " + data.string() +
+                     " --device cpu --epochs 2 --limit-train 60 --limit-test 20 --batch-size 20 --deterministic "
+                     "--workers 2 ";
+  fs::path a = scratch("full"), b = scratch("cut");
+  AppRun full_run = run(base + "--out " + a.string());
+  ASSERT_EQ(full_run.status, 0) << full_run.output;
+  AppRun cut = run(base + "--out " + b.string() + " --save-every 1 --crash-iteration 4");
+  ASSERT_EQ(cut.status, 3) << cut.output;
+  AppRun resumed = run(base + "--out " + b.string() + " --resume " + (b / "last.ckpt").string());
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  SafetensorsFile fa = load_safetensors((a / "last.ckpt").string());
+  SafetensorsFile fb = load_safetensors((b / "last.ckpt").string());
+  ASSERT_EQ(fa.tensors.size(), fb.tensors.size());
+  for (size_t i = 0; i < fa.tensors.size(); ++i) {
+    if (fa.tensors[i].second.dtype() != DType::f32) continue;
+    EXPECT_EQ(fa.tensors[i].second.to_vector<float>(), fb.tensors[i].second.to_vector<float>())
+        << fa.tensors[i].first;
+  }
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+TEST(CifarApp, BadInputsGiveStatusAndMessage) {
+  fs::path empty = scratch("empty");
+  AppRun r = run("--data " + empty.string() + " --device cpu");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("data_batch_1.bin"), std::string::npos) << r.output;  // neither layout found
+  AppRun d = run("--dataset mnist --data " + empty.string());
+  EXPECT_EQ(d.status, 2) << d.output;
+  EXPECT_NE(d.output.find("expected cifar10"), std::string::npos) << d.output;
+  AppRun m = run("--model nosuchnet --data " + empty.string());
+  EXPECT_EQ(m.status, 2) << m.output;
+  EXPECT_NE(m.output.find("resnet20"), std::string::npos) << m.output;  // listed among the models
+  fs::remove_all(empty);
+}
