@@ -202,7 +202,7 @@ TEST(Autograd, SavedTensorsAreFreedAfterBackward) {
   }
 }
 
-TEST(Autograd, RepeatedLoopsDoNotGrowTheGraphOrMemory) {
+TEST(Autograd, RepeatedLoopsDoNotKeepOldGraphsAlive) {
   Tensor w = rnd({64});
   std::weak_ptr<autograd::Node> first_node;
   for (int it = 0; it < 200; ++it) {

@@ -1,8 +1,6 @@
 // End to end: the cifar app on 200 real CIFAR-10 JPEGs (10 per class and split) unpacked
 // from ../shared/data/cifar10-jpg.tar.gz: one short epoch of ResNet-20 with augmentation,
 // exact resume, and the messages for missing data and a wrong dataset name.
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -20,29 +18,11 @@ using namespace ember;
 
 namespace {
 
-struct AppRun {
-  int status = -1;
-  std::string output;
-};
-
-AppRun run(const std::string& args) {
-  std::string cmd = std::string(EMBER_BINARY_DIR) + "/apps/cifar " + args + " 2>&1";
-  AppRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+test::CommandResult run(const std::string& args) {
+  return test::run_command(std::string(EMBER_BINARY_DIR) + "/apps/cifar " + args);
 }
 
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("ember_cifar_app_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("cifar_app_" + name); }
 
 // The small image-folder copy, unpacked once per process; empty with `why` set when impossible.
 const fs::path& small_cifar(std::string& why) {
@@ -88,7 +68,7 @@ std::vector<json> read_metrics(const fs::path& out) {
 TEST(CifarApp, OneEpochOnRealImages) {
   REQUIRE_SMALL_CIFAR(data);
   fs::path out = scratch("short");
-  AppRun r = run("--data " + data.string() + " --out " + out.string() +
+  test::CommandResult r = run("--data " + data.string() + " --out " + out.string() +
                  " --device cpu --epochs 1 --batch-size 25 --test-batch-size 50 --workers 1 --log-interval 2");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("resnet20"), std::string::npos) << r.output;  // the default model
@@ -116,11 +96,11 @@ TEST(CifarApp, ResumeWithAugmentationIsExact) {
                      " --device cpu --epochs 2 --limit-train 60 --limit-test 20 --batch-size 20 --deterministic "
                      "--workers 2 ";
   fs::path a = scratch("full"), b = scratch("cut");
-  AppRun full_run = run(base + "--out " + a.string());
+  test::CommandResult full_run = run(base + "--out " + a.string());
   ASSERT_EQ(full_run.status, 0) << full_run.output;
-  AppRun cut = run(base + "--out " + b.string() + " --save-every 1 --crash-iteration 4");
+  test::CommandResult cut = run(base + "--out " + b.string() + " --save-every 1 --crash-iteration 4");
   ASSERT_EQ(cut.status, 3) << cut.output;
-  AppRun resumed = run(base + "--out " + b.string() + " --resume " + (b / "last.ckpt").string());
+  test::CommandResult resumed = run(base + "--out " + b.string() + " --resume " + (b / "last.ckpt").string());
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   SafetensorsFile fa = load_safetensors((a / "last.ckpt").string());
   SafetensorsFile fb = load_safetensors((b / "last.ckpt").string());
@@ -136,13 +116,13 @@ TEST(CifarApp, ResumeWithAugmentationIsExact) {
 
 TEST(CifarApp, BadInputsGiveStatusAndMessage) {
   fs::path empty = scratch("empty");
-  AppRun r = run("--data " + empty.string() + " --device cpu");
+  test::CommandResult r = run("--data " + empty.string() + " --device cpu");
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("data_batch_1.bin"), std::string::npos) << r.output;  // neither layout found
-  AppRun d = run("--dataset mnist --data " + empty.string());
+  test::CommandResult d = run("--dataset mnist --data " + empty.string());
   EXPECT_EQ(d.status, 2) << d.output;
   EXPECT_NE(d.output.find("expected cifar10"), std::string::npos) << d.output;
-  AppRun m = run("--model nosuchnet --data " + empty.string());
+  test::CommandResult m = run("--model nosuchnet --data " + empty.string());
   EXPECT_EQ(m.status, 2) << m.output;
   EXPECT_NE(m.output.find("resnet20"), std::string::npos) << m.output;  // listed among the models
   fs::remove_all(empty);

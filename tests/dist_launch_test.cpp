@@ -2,7 +2,6 @@
 // A rank killed mid-run or a stalled collective ends the whole job, non-zero, in bounded
 // time, naming the operation and the rank; the mnist app trains, evaluates and resumes on
 // 2 ranks. Skips (visibly) without MPI or mpirun.
-#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
@@ -19,26 +18,13 @@ using namespace ember;
 
 namespace {
 
-struct LaunchResult {
-  int status = -1;
-  std::string output;
-  double seconds = 0;
-};
+using LaunchResult = test::CommandResult;
 
 /// `env` (VAR=value ...) and run_mpi.sh NP PROGRAM ARGS, stdout and stderr together.
 LaunchResult mpirun(const std::string& env, int np, const std::string& program, const std::string& args) {
   std::string cmd = env + " " + std::string(EMBER_SOURCE_DIR) + "/tests/dist/run_mpi.sh " + std::to_string(np) +
-                    " " + program + " " + args + " 2>&1";
-  LaunchResult r;
-  auto t0 = std::chrono::steady_clock::now();
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  int st = pclose(p);
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
+                    " " + program + " " + args;
+  return test::run_command(cmd);
 }
 
 #define EMBER_REQUIRE_MPIRUN(run)                                            \

@@ -1,6 +1,5 @@
 // ImageFolderDataset on PNG/JPEG files the test writes itself (exact pixels, CHW order,
 // class order, errors) and on a few real CIFAR-10 JPEGs from the shared tarball.
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -20,12 +19,7 @@ using namespace ember::data;
 
 namespace {
 
-fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("ember_image_folder_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("image_folder_" + name); }
 
 // A w x h RGB image, interleaved as the writers want: pixel (x, y) = (r0 + x, 10 * y, 200 + x + y).
 std::vector<uint8_t> pattern(int w, int h, int r0) {

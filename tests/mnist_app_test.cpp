@@ -2,8 +2,6 @@
 // lowers the loss and passes an accuracy bar, a run cut at iteration k and resumed ends with
 // the same weights as the uninterrupted one, --evaluate reproduces the logged accuracy, and
 // every bad input gets its exit status and a message.
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -19,21 +17,8 @@ using namespace ember;
 
 namespace {
 
-struct AppRun {
-  int status = -1;
-  std::string output;
-};
-
-AppRun run(const std::string& args) {
-  std::string cmd = std::string(EMBER_BINARY_DIR) + "/apps/mnist " + args + " 2>&1";
-  AppRun r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+test::CommandResult run(const std::string& args) {
+  return test::run_command(std::string(EMBER_BINARY_DIR) + "/apps/mnist " + args);
 }
 
 std::string mnist_dir() { return test::shared_data_dir() + "/mnist"; }
@@ -42,12 +27,7 @@ std::string mnist_dir() { return test::shared_data_dir() + "/mnist"; }
   if (!fs::exists(mnist_dir())) GTEST_SKIP() << "no MNIST at " << mnist_dir() << " (set EMBER_DATA_DIR)"
 
 
-fs::path scratch(const std::string& name) {
-  // Per process: several checkouts may run this suite at once on one machine.
-  fs::path p = fs::temp_directory_path() / ("ember_app_test_" + name + "_" + std::to_string(getpid()));
-  fs::remove_all(p);
-  return p;
-}
+fs::path scratch(const std::string& name) { return test::scratch_dir("mnist_app_" + name); }
 
 std::vector<json> read_metrics(const fs::path& out) {
   std::vector<json> rows;
@@ -66,7 +46,7 @@ std::string common(const fs::path& out) {
 TEST(MnistApp, ShortRunLearnsAndWritesItsFiles) {
   REQUIRE_MNIST();
   fs::path out = scratch("short");
-  AppRun r = run(common(out) + "--epochs 2 --limit-train 3000 --limit-test 1000 --batch-size 32 --lr 0.05");
+  test::CommandResult r = run(common(out) + "--epochs 2 --limit-train 3000 --limit-test 1000 --batch-size 32 --lr 0.05");
   ASSERT_EQ(r.status, 0) << r.output;
   for (const char* f : {"args.yaml", "train.log", "metrics.jsonl", "best.safetensors", "last.ckpt"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
@@ -91,7 +71,7 @@ TEST(MnistApp, ShortRunLearnsAndWritesItsFiles) {
   // --evaluate on the best weights gives the best logged accuracy.
   double best = 0;
   for (const json& row : m) best = std::max(best, row["test_acc"].get<double>());
-  AppRun e = run("--evaluate " + (out / "best.safetensors").string() + " --data " + mnist_dir() +
+  test::CommandResult e = run("--evaluate " + (out / "best.safetensors").string() + " --data " + mnist_dir() +
               " --limit-test 1000 --device cpu");
   ASSERT_EQ(e.status, 0) << e.output;
   json ev = json::parse(e.output.substr(e.output.find('{')));
@@ -103,11 +83,11 @@ TEST(MnistApp, ResumeEqualsUninterruptedBitForBit) {
   // 640 samples / 32 = 20 iterations per epoch; cut at iteration 25, mid-epoch 2.
   std::string base = "--epochs 2 --limit-train 640 --limit-test 200 --batch-size 32 --deterministic ";
   fs::path a = scratch("full"), b = scratch("cut");
-  AppRun full_run = run(common(a) + base);
+  test::CommandResult full_run = run(common(a) + base);
   ASSERT_EQ(full_run.status, 0) << full_run.output;
-  AppRun cut = run(common(b) + base + "--save-every 5 --crash-iteration 25");
+  test::CommandResult cut = run(common(b) + base + "--save-every 5 --crash-iteration 25");
   ASSERT_EQ(cut.status, 3) << cut.output;
-  AppRun resumed = run(common(b) + base + "--resume " + (b / "last.ckpt").string());
+  test::CommandResult resumed = run(common(b) + base + "--resume " + (b / "last.ckpt").string());
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("mid-epoch"), std::string::npos) << resumed.output;
   SafetensorsFile fa = load_safetensors((a / "last.ckpt").string());
@@ -131,7 +111,7 @@ TEST(MnistApp, ConfigFileAndFlagsOverrideIt) {
   fs::path out = scratch("cfg");
   fs::create_directories(out);
   std::ofstream(out / "c.yaml") << "model: mlp\nepochs: 1\nbatch_size: 100\nlimit-train: 500\nlimit-test: 100\nlr: 0.5\n";
-  AppRun r = run(common(out) + "--config " + (out / "c.yaml").string() + " --lr 0.05");
+  test::CommandResult r = run(common(out) + "--config " + (out / "c.yaml").string() + " --lr 0.05");
   ASSERT_EQ(r.status, 0) << r.output;
   std::ifstream args(out / "args.yaml");
   std::string a((std::istreambuf_iterator<char>(args)), {});
@@ -167,7 +147,7 @@ TEST(MnistApp, BadInputsGiveStatusAndMessage) {
   };
   if (!cuda::is_available()) cases.push_back({"--data " + mnist_dir() + " --device cuda", 1, "CUDA"});
   for (const Case& c : cases) {
-    AppRun r = run("--out " + (out / "o").string() + " --epochs 1 --limit-train 64 --limit-test 64 " + c.args);
+    test::CommandResult r = run("--out " + (out / "o").string() + " --epochs 1 --limit-train 64 --limit-test 64 " + c.args);
     EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
   }

@@ -1,5 +1,12 @@
 #include "test_util.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
@@ -41,6 +48,27 @@ void expect_gradcheck(const std::function<Tensor(const TensorList&)>& fn, const 
   GradcheckResult r = gradcheck(fn, in);
   EXPECT_TRUE(r.ok) << r.message;
   EXPECT_GT(r.checked, 0);
+}
+
+CommandResult run_command(const std::string& cmd) {
+  CommandResult r;
+  auto t0 = std::chrono::steady_clock::now();
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+  int st = pclose(p);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+std::string scratch_dir(const std::string& name) {
+  std::filesystem::path p =
+      std::filesystem::temp_directory_path() / ("ember_" + name + "_" + std::to_string(getpid()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
 }
 
 std::string shared_data_dir() {

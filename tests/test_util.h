@@ -40,6 +40,19 @@ void expect_gradcheck(const std::function<Tensor(const TensorList&)>& fn, const 
     }                                                                                      \
   } while (0)
 
+/// A shell command's exit status (128 + signal when killed), its stdout and stderr
+/// together, and its wall time.
+struct CommandResult {
+  int status = -1;
+  std::string output;
+  double seconds = 0;
+};
+CommandResult run_command(const std::string& cmd);
+
+/// An empty folder under the temp dir, unique to this process (several checkouts may run
+/// the suite at once on one machine): temp/ember_<name>_<pid>.
+std::string scratch_dir(const std::string& name);
+
 /// ../shared/data (or $EMBER_DATA_DIR when set).
 std::string shared_data_dir();
 

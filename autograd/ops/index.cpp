@@ -144,39 +144,24 @@ Tensor same_device_grad(const Tensor& g, const Tensor& like_index) {
   return g;
 }
 
-struct IndexSelectBackward : autograd::Node {
+/// Backward of index_select and gather: scatter-add the gradient back along `dim`. They
+/// differ only in how the index maps onto the gradient's elements.
+struct IndexBackward : autograd::Node {
   Shape in_shape;
   int64_t dim;
   autograd::SavedTensor index;
-  IndexSelectBackward(Shape in_shape, int64_t dim, const Tensor& index)
-      : in_shape(std::move(in_shape)), dim(dim), index(index) {}
+  bool gather;  // gather: the index has the gradient's shape; index_select: one per slice
+  IndexBackward(Shape in_shape, int64_t dim, const Tensor& index, bool gather)
+      : in_shape(std::move(in_shape)), dim(dim), index(index), gather(gather) {}
   TensorList apply(TensorList&& g) override {
     if (!g[0].defined()) return {Tensor()};
     Tensor ix = index.unpack(*this);
     Tensor gy = same_device_grad(g[0], ix);
     Tensor gx = zeros(in_shape, {.dtype = gy.dtype(), .device = gy.device()});
-    scatter_add_into(gx, dim, ix, select_index_layout(ix, gy.shape(), dim), gy);
+    scatter_add_into(gx, dim, ix, gather ? layout_of(ix) : select_index_layout(ix, gy.shape(), dim), gy);
     return {gx};
   }
-  std::string name() const override { return "IndexSelectBackward"; }
-  void release_saved() override { index.reset(); }
-};
-
-struct GatherBackward : autograd::Node {
-  Shape in_shape;
-  int64_t dim;
-  autograd::SavedTensor index;
-  GatherBackward(Shape in_shape, int64_t dim, const Tensor& index)
-      : in_shape(std::move(in_shape)), dim(dim), index(index) {}
-  TensorList apply(TensorList&& g) override {
-    if (!g[0].defined()) return {Tensor()};
-    Tensor ix = index.unpack(*this);
-    Tensor gy = same_device_grad(g[0], ix);
-    Tensor gx = zeros(in_shape, {.dtype = gy.dtype(), .device = gy.device()});
-    scatter_add_into(gx, dim, ix, layout_of(ix), gy);
-    return {gx};
-  }
-  std::string name() const override { return "GatherBackward"; }
+  std::string name() const override { return gather ? "GatherBackward" : "IndexSelectBackward"; }
   void release_saved() override { index.reset(); }
 };
 
@@ -193,7 +178,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   out_shape[size_t(d)] = index.numel();
   Tensor out = empty(out_shape, {.dtype = x.dtype(), .device = x.device()});
   gather_into(out, x, d, index, select_index_layout(index, out_shape, d));
-  if (auto node = autograd::make_node<IndexSelectBackward>({x}, x.shape(), d, index))
+  if (auto node = autograd::make_node<IndexBackward>({x}, x.shape(), d, index, false))
     autograd::set_history(out, node);
   return out;
 }
@@ -212,7 +197,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   check_index_range(index, x.shape()[size_t(d)], "gather", d);
   Tensor out = empty(index.shape(), {.dtype = x.dtype(), .device = x.device()});
   gather_into(out, x, d, index, layout_of(index));
-  if (auto node = autograd::make_node<GatherBackward>({x}, x.shape(), d, index))
+  if (auto node = autograd::make_node<IndexBackward>({x}, x.shape(), d, index, true))
     autograd::set_history(out, node);
   return out;
 }
