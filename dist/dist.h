@@ -5,3 +5,4 @@
 #include "dist/ddp.h"
 #include "dist/eval.h"
 #include "dist/process_group.h"
+#include "dist/sync_batch_norm.h"

@@ -129,6 +129,17 @@ struct BatchNormOptions {
   bool track_running_stats = true;
 };
 
+/// A sum over the processes of a data-parallel group, differentiable (the gradient of each
+/// process's input is the sum of the output gradients over the group). What turns a
+/// BatchNorm2d into a synchronized one; dist::SyncBatchNorm2d supplies it (nn sits below dist).
+struct CrossProcessSum {
+  virtual ~CrossProcessSum() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  /// Every process calls it with a tensor of the same shape and dtype, at the same point.
+  virtual Tensor sum(const Tensor& t) = 0;
+};
+
 /// Batch norm over (N, C, H, W) with PyTorch's state: weight (C) = 1, bias (C) = 0,
 /// running_mean (C) = 0, running_var (C) = 1, num_batches_tracked (i64, 0-d) = 0.
 /// Training mode normalizes with batch statistics and updates the running ones; eval mode
@@ -145,6 +156,16 @@ class BatchNorm2d : public Module {
   BatchNormOptions options;
   Tensor weight, bias;                                   // (C) or undefined without affine
   Tensor running_mean, running_var, num_batches_tracked;  // undefined without tracking
+  /// When set and its group has more than one process, training-mode statistics (count,
+  /// mean, variance) are those of the whole group's batch (SyncBatchNorm; see
+  /// dist/sync_batch_norm.h). Unset, or a group of one: plain BatchNorm2d.
+  std::shared_ptr<CrossProcessSum> sync;
+
+ protected:
+  BatchNorm2d(std::string type_name, int64_t num_features, BatchNormOptions opt);
+
+ private:
+  Tensor synchronized_forward(const Tensor& x, double factor);
 };
 
 /// Runs its children in order; they are named "0", "1", ... as in PyTorch.
