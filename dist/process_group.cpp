@@ -86,6 +86,18 @@ ProcessGroup& init_process_group(const ProcessGroupOptions& options) {
     }
 #endif
   }
+  // torchrun / torch.distributed.launch start N plain processes with WORLD_SIZE, RANK and
+  // LOCAL_RANK (and MASTER_ADDR/PORT) set; ember cannot join such a world, and running on as a
+  // world of one would train N separate models on one GPU into one output folder.
+  if (!pg->uses_mpi_ && env_int("WORLD_SIZE", 1) > 1) {
+    std::string rank = env("RANK") ? env("RANK") : "?";
+    int n = env_int("WORLD_SIZE", 1);
+    delete pg;
+    EMBER_THROW("dist: WORLD_SIZE=", n, " and RANK=", rank,
+                " are set (a torchrun / torch.distributed.launch world), which ember cannot join; "
+                "launch the N processes with `mpirun -np ", n, " ...` (or srun) instead, or unset WORLD_SIZE to "
+                "run a single process");
+  }
   g_group = pg;
   std::atexit(at_exit_destroy);
   return *pg;

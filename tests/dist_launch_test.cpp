@@ -149,3 +149,19 @@ TEST(DistLaunch, MnistResumesOnTwoRanksToTheSameWeights) {
 }
 
 }  // namespace
+
+// torchrun's variables without a world ember can join: an error saying how to launch, never
+// N copies each training its own model into the same folder.
+TEST(DistLaunch, TorchrunVariablesWithoutMpiAreAnErrorSayingHowToLaunch) {
+  fs::path out = scratch("torchrun");
+  LaunchResult r = test::run_command("WORLD_SIZE=2 RANK=1 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 " +
+                                     mnist() + " " + app_args(out) + " --epochs 1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("WORLD_SIZE=2 and RANK=1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mpirun -np 2"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out / "metrics.jsonl"));
+  // A world of one from torchrun is just one process.
+  LaunchResult one = test::run_command("WORLD_SIZE=1 RANK=0 " + mnist() + " " + app_args(out) +
+                                       " --epochs 1 --limit-train 64 --limit-test 64");
+  EXPECT_EQ(one.status, 0) << one.output;
+}
