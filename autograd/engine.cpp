@@ -34,8 +34,9 @@ SavedTensor::SavedTensor(const Tensor& t) {
 Tensor SavedTensor::unpack(const Node& owner) const {
   if (t_.defined() && t_.version() != version_) {
     EMBER_THROW("autograd: a tensor saved for the backward of ", owner.name(),
-                " was modified in place after it was saved (version ", version_, " -> ",
-                t_.version(), "); clone it before the in-place op, or use the out-of-place op");
+                " was modified in place (or its module was moved with to()) after it was saved (version ",
+                version_, " -> ", t_.version(),
+                "); clone it before the in-place op, use the out-of-place op, or run forward again after to()");
   }
   return t_;
 }
@@ -50,9 +51,6 @@ Edge gradient_edge(const Tensor& t) {
   std::shared_ptr<Node> acc = impl->grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
-    acc->output_shapes = {t.shape()};
-    acc->output_dtypes = {t.dtype()};
-    acc->output_devices = {t.device()};
     impl->grad_accumulator = acc;
   }
   return Edge{acc, 0};
@@ -75,14 +73,8 @@ bool needs_grad(const TensorList& inputs) {
 void set_history(const TensorList& outputs, const std::shared_ptr<Node>& node) {
   if (!node) return;
   node->num_outputs = uint32_t(outputs.size());
-  node->output_shapes.clear();
-  node->output_dtypes.clear();
-  node->output_devices.clear();
   for (size_t k = 0; k < outputs.size(); ++k) {
     const Tensor& o = outputs[k];
-    node->output_shapes.push_back(o.defined() ? o.shape() : Shape{});
-    node->output_dtypes.push_back(o.defined() ? o.dtype() : DType::f32);
-    node->output_devices.push_back(o.defined() ? o.device() : kCPU);
     if (!o.defined()) continue;
     o.impl()->grad_fn = node;
     o.impl()->output_nr = uint32_t(k);
@@ -121,6 +113,9 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
   }
   EMBER_CHECK(g.shape() == leaf->sizes, "autograd: gradient of shape ", g.shape_str(),
               " does not match the leaf's shape ", shape_str(leaf->sizes));
+  EMBER_CHECK(g.device() == self.device(), "autograd: a gradient on ", g.device().str(),
+              " arrived for a leaf on ", self.device().str(),
+              " (was the leaf moved after the graph was recorded? run forward again)");
   if (g.dtype() != leaf->dtype) g = g.to(leaf->dtype);
   if (!leaf->grad.defined()) {
     // Take the buffer when nothing else can see it; otherwise copy, so that a later
@@ -136,10 +131,6 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
 
 // ---- the engine
 namespace {
-
-struct CaptureSlot {
-  size_t result_index;
-};
 
 struct NodeKey {
   Node* node;

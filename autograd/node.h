@@ -53,10 +53,6 @@ struct Node : std::enable_shared_from_this<Node> {
   bool released = false;  // saved tensors freed: a second backward needs retain_graph
   // Hooks on the gradient of output k (for non-leaf tensor.register_hook).
   std::vector<std::tuple<uint32_t, int, std::function<Tensor(const Tensor&)>>> pre_hooks;
-  // Where each output came from, for error messages and shape checks.
-  std::vector<Shape> output_shapes;
-  std::vector<DType> output_dtypes;
-  std::vector<Device> output_devices;
 };
 
 /// The node that adds the incoming gradient into a leaf's .grad, then runs its hooks.

@@ -189,6 +189,10 @@ namespace {
 // Points `t`'s TensorImpl at `src`'s data (Note [Module device moves]).
 void replace_data(const Tensor& t, const Tensor& src) {
   TensorImpl* impl = t.impl();
+  // Tensors saved for backward before the move still point at the old storage: bumping its
+  // version makes that backward refuse to run (Note [Version counter]) instead of computing
+  // on the old data and sending gradients to a leaf that has moved.
+  if (impl->storage) impl->storage->bump_version();
   const TensorImpl* s = src.impl();
   impl->storage = s->storage;
   impl->sizes = s->sizes;

@@ -7,9 +7,19 @@
 namespace ember {
 
 /// Every error ember raises: a message a user can act on (what was expected, what was got).
+/// what() is that message alone; where ember raised it (the EMBER_CHECK or EMBER_THROW) is
+/// kept beside it for debugging and bug reports.
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& msg) : std::runtime_error(msg) {}
+  explicit Error(const std::string& msg, const char* file = nullptr, int line = 0)
+      : std::runtime_error(msg), file_(file ? file : ""), line_(line) {}
+  /// The source file and line that raised it ("" and 0 when not raised by the macros).
+  const std::string& source_file() const { return file_; }
+  int source_line() const { return line_; }
+
+ private:
+  std::string file_;
+  int line_ = 0;
 };
 
 namespace detail {

@@ -7,18 +7,13 @@
 #include <iomanip>
 #include <sstream>
 
-#include "autograd/node.h"
 #include "tensor/allocator.h"
 #include "tensor/layout.h"
 
 namespace ember {
 
 namespace detail {
-void throw_error(const char* file, int line, const std::string& msg) {
-  (void)file;
-  (void)line;
-  throw Error(msg);
-}
+void throw_error(const char* file, int line, const std::string& msg) { throw Error(msg, file, line); }
 }  // namespace detail
 
 // ---- dtype

@@ -434,6 +434,31 @@ TEST(Module, ToDTypeConvertsInPlaceKeepingHandles) {
   EXPECT_THROW(net.to(DType::i32), Error);
 }
 
+// Note [Module device moves]: a graph recorded before to() refuses backward, rather than
+// running on the saved pre-move tensors and sending gradients to leaves that have moved.
+TEST(Module, AGraphRecordedBeforeAMoveRefusesBackward) {
+  Net net;
+  net.eval();
+  Tensor y = net(ones({2, 4}));
+  net.to(DType::f64);
+  EXPECT_ERROR(y.sum().backward(), "moved with to()");
+  EXPECT_FALSE(net.stem->weight.grad().defined());
+  // Recorded after the move, it runs.
+  net(ones({2, 4}, {.dtype = DType::f64})).sum().backward();
+  EXPECT_EQ(net.stem->weight.grad().dtype(), DType::f64);
+}
+
+TEST(Errors, KeepTheSourceLocationBesideTheMessage) {
+  try {
+    (void)zeros({2}).view({3});
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(e.source_file().find(".cpp"), std::string::npos) << e.source_file();
+    EXPECT_GT(e.source_line(), 0);
+    EXPECT_EQ(std::string(e.what()).find(e.source_file()), std::string::npos);  // the message stays clean
+  }
+}
+
 TEST(Module, ReprIsPyTorchLike) {
   Net net;
   EXPECT_EQ(net.repr(),
