@@ -22,6 +22,7 @@
 #include "dist/process_group.h"
 #include "kernels/cuda/check.h"
 #include "tensor/cuda/stream.h"
+#include "tensor/host_sync.h"
 
 // A collective call on the communicator, completed under the timeout (enqueued() below).
 #define ENQUEUED(expr) enqueued((expr), #expr, __LINE__)
@@ -90,6 +91,7 @@ class NcclWork : public Work {
       keep_.clear();
     }
     if (host_wait_) {  // barrier: the host itself waits, with the deadline
+      ember::detail::count_host_sync();
       while (!test()) {
         if (Clock::now() > p_->deadline) {
           char secs[32];
