@@ -151,9 +151,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5);
 
+/// Deterministic mode (off by default): CUDA results repeat bit for bit from run to run.
+/// scatter-add (index_select and gather backward) runs a kernel without atomics whose sums
+/// equal the CPU's bit for bit, and cuDNN convolutions use deterministic algorithms
+/// chosen by cuDNN's heuristics, without timing. CPU kernels are deterministic already.
+void set_deterministic(bool on);
+bool deterministic();
+
 namespace cudnn {
-/// Restricts CUDA convolutions to deterministic algorithms (bitwise-reproducible backward);
-/// off by default. Algorithms are cached per shape and per this setting.
+/// The same switch as ember::set_deterministic (kept for existing callers). Algorithms
+/// are cached per shape and per this setting.
 void set_deterministic(bool on);
 bool deterministic();
 /// Turns the cuDNN path off (CUDA convolutions then use ember's direct kernels, as a build

@@ -63,6 +63,16 @@ const Tensor& SGD::momentum_buffer(size_t i) const {
 
 void SGD::step() {
   NoGradGuard no_grad;
+#if EMBER_WITH_CUDA
+  // Device checks that have completed by now (no wait): a bad label or index surfaces here
+  // once the GPU has run its step, even in a loop that never calls item().
+  for (const Tensor& p : params_) {
+    if (p.device().is_cuda()) {
+      cuda::report_checks(p.device().index);
+      break;
+    }
+  }
+#endif
   const bool use_momentum = options_.momentum != 0.0;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];

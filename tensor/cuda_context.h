@@ -19,6 +19,18 @@ MemoryStats memory_stats(int index = 0);
 void reset_peak_memory_stats(int index = 0);
 /// Returns cached, unused blocks to the driver.
 void empty_cache(int index = 0);
+/// How many times ember itself has made the host wait for a GPU: every stream or device
+/// synchronize, blocking copy and event wait in the library goes through one counted
+/// wrapper (tensor/cuda/stream.h). A training step should add at most one (its item()).
+/// Always 0 in a build without CUDA.
+int64_t sync_count();
+/// Note [Deferred checks]: index and label range checks run on the device and are reported
+/// at the next point where the host waits anyway (item(), a copy to the host,
+/// synchronize(), the optimizer step), so a step never stalls for them. With eager checks
+/// (set_eager_checks(true) or EMBER_CUDA_EAGER_CHECKS=1) each check waits at once and
+/// throws from the op that found the bad value: slower, for debugging.
+void set_eager_checks(bool on);
+bool eager_checks();
 /// TF32 for f32 GEMMs on Ampere+ (off by default, like PyTorch's matmul default).
 void set_allow_tf32(bool allow);
 bool allow_tf32();

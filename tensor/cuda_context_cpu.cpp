@@ -16,6 +16,8 @@ void synchronize(int) { EMBER_THROW(kNoCuda); }
 MemoryStats memory_stats(int) { EMBER_THROW(kNoCuda); }
 void reset_peak_memory_stats(int) { EMBER_THROW(kNoCuda); }
 void empty_cache(int) { EMBER_THROW(kNoCuda); }
+void set_eager_checks(bool) {}
+bool eager_checks() { return false; }
 void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }
 

@@ -130,23 +130,32 @@ TEST(ShapeGpu, ViewsShareStorage) {
   EXPECT_EQ(base.to_vector<float>(), (std::vector<float>{0, 7, 0, 0, 0, 7, 0, 0, 1, 1, 1, 1}));
 }
 
+// The range check runs on the device and is reported at the next synchronization (Note
+// [Deferred checks] in tensor/cuda_context.h), with the CPU's message; the op itself
+// returns without waiting and reads bad indices as 0.
 TEST(ShapeGpu, IndexRangeCheckedOnDevice) {
   EMBER_REQUIRE_GPU();
   Tensor x = randn({3, 4}, {.device = "cuda"});
+  Tensor picked = index_select(x, 0, i64({0, 2, 7, 9}, {4}, x.device()));
   try {
-    index_select(x, 0, i64({0, 2, 7, 9}, {4}, x.device()));
+    cuda::synchronize();
     ADD_FAILURE() << "expected an out-of-range error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("index 7 at position 2 is out of range for dim 0 of size 3"),
               std::string::npos)
         << e.what();
   }
+  Tensor g = gather(x, 1, i64({0, 1, -1, 0}, {2, 2}, x.device()));
   try {
-    gather(x, 1, i64({0, 1, -1, 0}, {2, 2}, x.device()));
+    (void)g.sum().item();  // item() is a synchronization too
     ADD_FAILURE() << "expected an out-of-range error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("index -1 at position [1, 0]"), std::string::npos) << e.what();
   }
+  // Eager mode throws from the op itself.
+  cuda::set_eager_checks(true);
+  EXPECT_ERROR(index_select(x, 1, i64({4}, {1}, x.device())), "index 4 at position 0 is out of range");
+  cuda::set_eager_checks(false);
   // A CPU index for a CUDA input names both devices.
   try {
     index_select(x, 0, i64({0}, {1}));

@@ -294,8 +294,9 @@ Tensor& binary_inplace(Tensor& self, BinaryOp op, const Tensor& other, double al
               " does not fit the in-place target of shape ", self.shape_str());
   DType ct = compute_dtype(op, self, other);
   if (ct == self.dtype() && self.is_contiguous()) {
-    Tensor b = other.dtype() == ct ? other : other.to(ct);
-    // Elementwise read-then-write of the same index: safe to write into self directly.
+    // Each element reads self at the index it writes; `other` may alias self in any other
+    // way only through a copy (Note [In-place overlap] in tensor/layout.h).
+    Tensor b = other.dtype() == ct ? unaliased_input(self, other) : other.to(ct);
     binary_into(op, self, b, self, alpha);
   } else {
     copy_into(self, binary_forward(op, self, other, alpha));

@@ -12,13 +12,18 @@
 
 namespace ember {
 
-namespace cudnn {
 namespace {
 std::atomic<bool> g_deterministic{false};
-std::atomic<bool> g_enabled{true};
 }  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
+
+namespace cudnn {
+namespace {
+std::atomic<bool> g_enabled{true};
+}  // namespace
+void set_deterministic(bool on) { ember::set_deterministic(on); }
+bool deterministic() { return ember::deterministic(); }
 void set_enabled(bool on) { g_enabled = on; }
 bool enabled() { return EMBER_WITH_CUDNN && g_enabled; }
 }  // namespace cudnn

@@ -84,7 +84,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   broadcast_shapes(shape(), src.shape());  // throws with both shapes when incompatible
   EMBER_CHECK(src.dim() <= dim(), "copy_: cannot copy a tensor of shape ", src.shape_str(),
               " into one of shape ", shape_str());
-  copy_into(*this, src);
+  copy_into(*this, unaliased_input(*this, src));  // Note [In-place overlap] in tensor/layout.h
   bump_version();
   return *this;
 }

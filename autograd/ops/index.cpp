@@ -56,27 +56,39 @@ std::string position_str(int64_t linear, const Shape& shape) {
   return shape_str(idx);
 }
 
+std::string range_message(const std::string& op, int64_t value, const std::string& pos,
+                          int64_t dim, int64_t limit) {
+  return detail::str_cat(op, ": index ", value, " at position ", pos, " is out of range for dim ",
+                         dim, " of size ", limit, " (expected 0 <= index < ", limit, ")");
+}
+
 /// Throws, naming the first offending index and the valid range, unless every index lies
-/// in [0, limit). On CUDA the check runs on the device and synchronizes the stream.
+/// in [0, limit). On CUDA the check runs on the device and is reported at the next
+/// synchronization (Note [Deferred checks] in tensor/cuda_context.h): the host does not
+/// wait here, and the kernels skip bad indices meanwhile.
 void check_index_range(const Tensor& index, int64_t limit, const char* op, int64_t dim) {
   int64_t n = index.numel();
   if (n == 0) return;
   StridedLayout l = layout_of(index);
-  int64_t bad_value = 0, pos = -1;
   if (index.device().is_cpu()) {
-    pos = cpu::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, &bad_value);
-  } else {
-#if EMBER_WITH_CUDA
-    int dev = index.device().index;
-    cuda::DeviceGuard g(dev);
-    Tensor scratch = empty({1}, {.dtype = DType::i64, .device = index.device()});
-    pos = cuda::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, &bad_value,
-                               scratch.data<int64_t>(), cuda::current_stream(dev));
-#endif
+    int64_t bad_value = 0;
+    int64_t pos = cpu::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, &bad_value);
+    if (pos >= 0) throw Error(range_message(op, bad_value, position_str(pos, index.shape()), dim, limit));
+    return;
   }
-  EMBER_CHECK(pos < 0, op, ": index ", bad_value, " at position ", position_str(pos, index.shape()),
-              " is out of range for dim ", dim, " of size ", limit, " (expected 0 <= index < ", limit,
-              ")");
+#if EMBER_WITH_CUDA
+  int dev = index.device().index;
+  cuda::DeviceGuard g(dev);
+  cudaStream_t stream = cuda::current_stream(dev);
+  // Freed at return: later work on this stream, the only work that may reuse the block,
+  // runs after the copy out of it (Note [Streams] in tensor/cuda/allocator.cpp).
+  Tensor result = empty({2}, {.dtype = DType::i64, .device = index.device()});
+  cuda::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, result.data<int64_t>(), stream);
+  cuda::defer_check(dev, stream, result.data<int64_t>(),
+                    [op = std::string(op), shape = index.shape(), dim, limit](int64_t pos, int64_t value) {
+                      return range_message(op, value, position_str(pos, shape), dim, limit);
+                    });
+#endif
 }
 
 /// out = src gathered along dim (out's shape is the iteration shape).
@@ -99,7 +111,7 @@ void gather_into(const Tensor& out, const Tensor& src, int64_t dim, const Tensor
       int dev = out.device().index;
       cuda::DeviceGuard g(dev);
       cuda::gather(src.dtype(), src.data_ptr(), src_l, dim_stride, index.dtype(), index.data_ptr(),
-                   idx_l, out.data_ptr(), out_l, n, cuda::current_stream(dev));
+                   idx_l, out.data_ptr(), out_l, n, src.shape()[size_t(dim)], cuda::current_stream(dev));
 #else
       check_device_available(out.device(), "gather");
 #endif
@@ -108,11 +120,40 @@ void gather_into(const Tensor& out, const Tensor& src, int64_t dim, const Tensor
   }
 }
 
+#if EMBER_WITH_CUDA
+/// The uncoalesced geometry for the deterministic CUDA kernel.
+ScatterGeometry scatter_geometry(const Tensor& dst, int64_t dim, const StridedLayout& idx_l,
+                                 const Tensor& src) {
+  ScatterGeometry g;
+  g.ndim = int(dst.dim());
+  g.dim = int(dim);
+  for (int d = 0; d < g.ndim; ++d) {
+    g.dst_sizes[d] = dst.shape()[size_t(d)];
+    g.dst_strides[d] = dst.strides()[size_t(d)];
+    g.iter_sizes[d] = src.shape()[size_t(d)];
+    g.idx_strides[d] = idx_l.strides[d];
+    g.src_strides[d] = src.strides()[size_t(d)];
+  }
+  return g;
+}
+#endif
+
 /// dst[..., index, ...] += src along dim (src's shape is the iteration shape).
 void scatter_add_into(const Tensor& dst, int64_t dim, const Tensor& index, StridedLayout idx_l,
                       const Tensor& src) {
   int64_t n = src.numel();
   if (n == 0) return;
+  if (dst.device().is_cuda() && deterministic()) {
+#if EMBER_WITH_CUDA
+    // Before coalescing: the kernel needs the indexed dim as it is.
+    int dev = dst.device().index;
+    cuda::DeviceGuard g(dev);
+    cuda::scatter_add_deterministic(dst.dtype(), dst.data_ptr(), index.dtype(), index.data_ptr(),
+                                    src.data_ptr(), scatter_geometry(dst, dim, idx_l, src),
+                                    cuda::current_stream(dev));
+    return;
+#endif
+  }
   StridedLayout dst_l = indexed_layout(dst, src.shape(), dim);
   StridedLayout src_l = layout_of(src);
   int64_t dim_stride = dst.strides()[size_t(dim)];
@@ -128,7 +169,7 @@ void scatter_add_into(const Tensor& dst, int64_t dim, const Tensor& index, Strid
       int dev = dst.device().index;
       cuda::DeviceGuard g(dev);
       cuda::scatter_add(dst.dtype(), dst.data_ptr(), dst_l, dim_stride, index.dtype(),
-                        index.data_ptr(), idx_l, src.data_ptr(), src_l, n,
+                        index.data_ptr(), idx_l, src.data_ptr(), src_l, n, dst.shape()[size_t(dim)],
                         cuda::current_stream(dev));
 #else
       check_device_available(dst.device(), "scatter_add");

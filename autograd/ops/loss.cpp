@@ -1,6 +1,8 @@
 // cross_entropy (fused log-softmax + NLL), nll_loss and mse_loss, as PyTorch defines them.
 #include "kernels/loss.h"
 
+#include "kernels/index.h"
+
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "tensor/layout.h"
@@ -56,14 +58,19 @@ Tensor labels_i64(const Tensor& labels) {
   return contiguous_raw(labels.dtype() == DType::i64 ? labels : labels.to(DType::i64));
 }
 
-// Throws when the kernel found a label outside [0, C) that is not ignore_index.
+std::string bad_label_message(const char* op, int64_t label, int64_t row, const LossShape& s,
+                              int64_t ignore_index) {
+  return detail::str_cat(op, ": label ", label, " at position ", row, " is out of range for ", s.C,
+                         " classes (expected 0 <= label < ", s.C, ", or ignore_index ",
+                         ignore_index, ")");
+}
+
+// Throws when the CPU kernel found a label outside [0, C) that is not ignore_index.
 void check_bad_row(int64_t bad, const Tensor& lab, const LossShape& s, int64_t ignore_index,
                    const char* op) {
   if (bad >= s.rows()) return;
-  Tensor flat = make_view(lab, {s.rows()}, {1}, lab.offset());
-  int64_t label = make_view(flat, {}, {}, flat.offset() + bad).item<int64_t>();
-  EMBER_THROW(op, ": label ", label, " at position ", bad, " is out of range for ", s.C,
-              " classes (expected 0 <= label < ", s.C, ", or ignore_index ", ignore_index, ")");
+  int64_t label = lab.data<int64_t>()[bad];  // lab is contiguous i64 on the CPU
+  throw Error(bad_label_message(op, label, bad, s, ignore_index));
 }
 
 // The reduction of per-row losses; `count` (0-d) is the number of non-ignored rows.
@@ -188,13 +195,20 @@ void run_loss_kernel(const Tensor& x, const Tensor& lab, const LossShape& s, int
     }
     case DeviceType::cuda: {
 #if EMBER_WITH_CUDA
-      Tensor bad = full({1}, double(s.rows()), {.dtype = DType::i64, .device = x.device()});
-      {
-        cuda::DeviceGuard guard(x.device().index);
-        cuda_fn(bad.data<int64_t>(), cuda::current_stream(x.device().index));
-      }
-      // Reading the flag waits for the kernel: the price of a catchable error.
-      check_bad_row(bad.item<int64_t>(), lab, s, ignore_index, op);
+      // bad[0]: the smallest bad row (rows() when none), lowered by the kernel; bad[1]: its
+      // label. Both stay on the device until the next synchronization reports them (Note
+      // [Deferred checks] in tensor/cuda_context.h); the kernels give bad rows loss 0.
+      int dev = x.device().index;
+      Tensor bad = full({2}, double(s.rows()), {.dtype = DType::i64, .device = x.device()});
+      cuda::DeviceGuard guard(dev);
+      cudaStream_t stream = cuda::current_stream(dev);
+      cuda_fn(bad.data<int64_t>(), stream);
+      cuda::resolve_bad_index(DType::i64, lab.data_ptr(), layout_of(lab), s.rows(),
+                              bad.data<int64_t>(), stream);
+      cuda::defer_check(dev, stream, bad.data<int64_t>(),
+                        [op, s, ignore_index](int64_t row, int64_t label) {
+                          return bad_label_message(op, label, row, s, ignore_index);
+                        });
 #else
       (void)cuda_fn;
       check_device_available(x.device(), op);

@@ -52,7 +52,7 @@ class PinnedPool {
     }
     if (b.pending) {
       // The previous batch in this buffer may still be on its way to the GPU.
-      EMBER_CUDA_CHECK(cudaEventSynchronize(b.event));
+      cuda::event_synchronize(b.event);  // counted: a loader this far ahead waits here
       b.pending = false;
     }
     std::lock_guard<std::mutex> lock(mu_);

@@ -22,6 +22,10 @@
 #include "dist/process_group.h"
 #include "kernels/cuda/check.h"
 #include "tensor/cuda/stream.h"
+#include "tensor/host_sync.h"
+
+// A collective call on the communicator, completed under the timeout (enqueued() below).
+#define ENQUEUED(expr) enqueued((expr), #expr, __LINE__)
 
 namespace ember::dist::detail {
 
@@ -87,6 +91,7 @@ class NcclWork : public Work {
       keep_.clear();
     }
     if (host_wait_) {  // barrier: the host itself waits, with the deadline
+      ember::detail::count_host_sync();
       while (!test()) {
         if (Clock::now() > p_->deadline) {
           char secs[32];
@@ -131,7 +136,7 @@ class NcclCommunicator : public Communicator {
 #endif
     }
     cuda::DeviceGuard g(device_);
-    EMBER_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
+    init_comm(id);
     int lo = 0, hi = 0;
     EMBER_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&lo, &hi));
     // Highest priority: a bucket's allreduce should not queue behind backward's kernels.
@@ -148,8 +153,19 @@ class NcclCommunicator : public Communicator {
     cv_.notify_all();
     if (watchdog_.joinable()) watchdog_.join();
     cuda::DeviceGuard g(device_);
-    // Teardown can run at exit after the CUDA runtime: ignore errors, never throw.
-    if (comm_) ncclCommDestroy(comm_);
+    // Teardown can run at exit after the CUDA runtime: ignore errors, never throw. A
+    // non-blocking communicator is finalized first; one that does not quiesce within the
+    // timeout is aborted rather than waited for.
+    if (comm_) {
+      ncclResult_t r = ncclCommFinalize(comm_);
+      bool quiet = (r == ncclSuccess || r == ncclInProgress) &&
+                   poll_comm(deadline_in(group_.timeout_seconds())) == ncclSuccess;
+      if (quiet) {
+        ncclCommDestroy(comm_);
+      } else {
+        ncclCommAbort(comm_);
+      }
+    }
     if (stream_) cudaStreamDestroy(stream_);
     if (barrier_buf_) cudaFree(barrier_buf_);
     cudaGetLastError();
@@ -165,7 +181,7 @@ class NcclCommunicator : public Communicator {
     ncclDataType_t dt = nccl_type(t.dtype(), "allreduce");
     return launch("allreduce", describe(std::string("allreduce(") + reduce_op_name(op) + ")", t), {t}, false,
                   [&](cudaStream_t s) {
-                    EMBER_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), dt, rop, comm_, s));
+                    ENQUEUED(ncclAllReduce(t.data_ptr(), t.data_ptr(), size_t(t.numel()), dt, rop, comm_, s));
                   });
   }
 
@@ -176,7 +192,7 @@ class NcclCommunicator : public Communicator {
     ncclDataType_t dt = nccl_type(t.dtype(), "broadcast");
     return launch("broadcast", describe("broadcast from rank " + std::to_string(root), t), {t}, false,
                   [&](cudaStream_t s) {
-                    EMBER_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), size_t(t.numel()), dt, root, comm_, s));
+                    ENQUEUED(ncclBroadcast(t.data_ptr(), t.data_ptr(), size_t(t.numel()), dt, root, comm_, s));
                   });
   }
 
@@ -186,7 +202,7 @@ class NcclCommunicator : public Communicator {
     check_sizes(out, in, "allgather");
     ncclDataType_t dt = nccl_type(in.dtype(), "allgather");
     return launch("allgather", describe("allgather", in), {in, out}, false, [&](cudaStream_t s) {
-      EMBER_NCCL_CHECK(ncclAllGather(in.data_ptr(), out.data_ptr(), size_t(in.numel()), dt, comm_, s));
+      ENQUEUED(ncclAllGather(in.data_ptr(), out.data_ptr(), size_t(in.numel()), dt, comm_, s));
     });
   }
 
@@ -198,19 +214,76 @@ class NcclCommunicator : public Communicator {
     ncclDataType_t dt = nccl_type(in.dtype(), "reduce_scatter");
     return launch("reduce_scatter", describe(std::string("reduce_scatter(") + reduce_op_name(op) + ")", in),
                   {in, out}, false, [&](cudaStream_t s) {
-                    EMBER_NCCL_CHECK(
+                    ENQUEUED(
                         ncclReduceScatter(in.data_ptr(), out.data_ptr(), size_t(out.numel()), dt, rop, comm_, s));
                   });
   }
 
   WorkPtr barrier() override {
     return launch("barrier", "barrier", {}, true, [&](cudaStream_t s) {
-      EMBER_NCCL_CHECK(ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_, s));
+      ENQUEUED(ncclAllReduce(barrier_buf_, barrier_buf_, 1, ncclFloat32, ncclSum, comm_, s));
     });
   }
 
  private:
   Device dev() const { return Device(DeviceType::cuda, device_); }
+
+  static Clock::time_point deadline_in(double seconds) {
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  }
+
+  std::string where() const {
+    return "rank " + std::to_string(rank_) + " of " + std::to_string(size_) + " on cuda:" + std::to_string(device_);
+  }
+
+  // The communicator's state once it is no longer ncclInProgress, or ncclInProgress itself
+  // when `deadline` passed first.
+  ncclResult_t poll_comm(Clock::time_point deadline) {
+    for (;;) {
+      ncclResult_t state = ncclInProgress;
+      ncclResult_t q = ncclCommGetAsyncError(comm_, &state);
+      if (q != ncclSuccess) return q;
+      if (state != ncclInProgress) return state;
+      if (Clock::now() > deadline) return ncclInProgress;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+
+  std::string secs() const {
+    char b[32];
+    std::snprintf(b, sizeof b, "%g", group_.timeout_seconds());
+    return b;
+  }
+
+  // Non-blocking creation (config.blocking = 0) polled under the group's timeout: a rank
+  // that never arrives ends in a TimeoutError here instead of a hang before the watchdog
+  // exists. The communicator is aborted on every failure, so nothing leaks or stays stuck.
+  void init_comm(const ncclUniqueId& id) {
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;
+    ncclResult_t r = ncclCommInitRankConfig(&comm_, size_, id, rank_, &config);
+    if (r == ncclSuccess || r == ncclInProgress) r = poll_comm(deadline_in(group_.timeout_seconds()));
+    if (r == ncclSuccess) return;
+    std::string why = r == ncclInProgress
+                          ? "did not complete within " + secs() + " s (EMBER_DIST_TIMEOUT): a rank is missing or stalled"
+                          : detail::nccl_error_text(r, "ncclCommInitRankConfig", __FILE__, __LINE__);
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    std::string msg = "dist: " + where() + ": NCCL communicator creation " + why;
+    group_.mark_failed();  // the other ranks may be stuck in it: end the job, not MPI_Finalize
+    if (r == ncclInProgress) throw TimeoutError(msg);
+    throw Error(msg);
+  }
+
+  // A collective on a non-blocking communicator may return ncclInProgress while NCCL
+  // finishes enqueueing it (connection setup); no other NCCL call may come before it is done.
+  void enqueued(ncclResult_t r, const char* expr, int line) {
+    if (r == ncclInProgress) r = poll_comm(deadline_in(group_.timeout_seconds()));
+    if (r == ncclSuccess) return;
+    if (r == ncclInProgress)
+      fail("dist: " + where() + ": NCCL could not enqueue " + expr + " within " + secs() + " s (EMBER_DIST_TIMEOUT)");
+    throw Error("dist: " + where() + ": " + detail::nccl_error_text(r, expr, __FILE__, line));
+  }
 
   void check_sizes(const Tensor& big, const Tensor& small, const char* op) const {
     if (big.dtype() != small.dtype())
@@ -298,6 +371,7 @@ class NcclCommunicator : public Communicator {
   std::list<std::shared_ptr<Pending>> pending_;
   std::thread watchdog_;
 };
+#undef ENQUEUED
 
 }  // namespace
 

@@ -1,10 +1,14 @@
 // Convolution through cuDNN's legacy API. Algorithms are chosen once per shape (dtype,
-// device, deterministic and TF32 settings included) with cudnnFind*Ex, which times them
-// on the real buffers, and cached; workspaces come from ember's caching allocator.
+// device, deterministic and TF32 settings and the buffers' alignment included) and cached:
+// by cudnnFind*Ex, which times them on the real buffers, or, in deterministic mode, by
+// cuDNN's heuristics among the deterministic algorithms (no timing, so the same choice on
+// every run). An algorithm whose execution answers NOT_SUPPORTED is replaced by the first
+// heuristic choice that runs. Workspaces come from ember's caching allocator.
 #include <array>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "kernels/conv.h"
 #include "kernels/cudnn/check.h"
@@ -103,12 +107,22 @@ struct Algo {
 };
 
 enum class Pass { fwd, bwd_data, bwd_filter };
-using Key = std::array<int64_t, 22>;
+using Key = std::array<int64_t, 24>;
 
-Key make_key(Pass pass, DType dtype, const ConvGeometry& g, int device, bool det) {
+/// The largest power of two dividing the address, capped at 256: an algorithm chosen on
+/// 256-byte aligned buffers may use vector loads an offset view cannot take.
+int64_t alignment(const void* p) {
+  auto a = reinterpret_cast<uintptr_t>(p);
+  int64_t k = 1;
+  while (k < 256 && a % uintptr_t(k * 2) == 0) k *= 2;
+  return k;
+}
+
+Key make_key(Pass pass, DType dtype, const ConvGeometry& g, int device, bool det,
+             std::array<const void*, 3> bufs) {
   return {int64_t(pass), int64_t(dtype), device, det ? 1 : 0, cuda::allow_tf32() ? 1 : 0,
           g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.oh, g.ow, g.sh, g.sw, g.ph, g.pw,
-          g.dh, g.dw, g.groups, 0};
+          g.dh, g.dw, g.groups, alignment(bufs[0]), alignment(bufs[1]), alignment(bufs[2])};
 }
 
 std::mutex cache_mutex;
@@ -117,29 +131,68 @@ std::map<Key, Algo>& cache() {
   return c;
 }
 
-/// The fastest successful result, deterministic ones only when asked.
+/// The successful results that fit the workspace cap, in cuDNN's order (fastest first for
+/// Find, most promising first for the heuristics), deterministic ones only when asked.
 template <class Perf>
-Algo pick(const Perf* perf, int count, bool det, const char* what, const ConvGeometry& g) {
+std::vector<Algo> usable(const Perf* perf, int count, bool det) {
+  std::vector<Algo> out;
   for (int i = 0; i < count; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS) continue;
     if (det && perf[i].determinism != CUDNN_DETERMINISTIC) continue;
-    return {int(perf[i].algo), perf[i].memory, perf[i].mathType};
+    if (perf[i].memory > kMaxWorkspace) continue;
+    out.push_back({int(perf[i].algo), perf[i].memory, perf[i].mathType});
   }
+  return out;
+}
+
+[[noreturn]] void throw_none(bool det, const char* what, const ConvGeometry& g) {
   EMBER_THROW("conv2d (cuDNN): no ", det ? "deterministic " : "", what,
               " algorithm fits for input [", g.n, ", ", g.c_in, ", ", g.h, ", ", g.w,
               "] and weight [", g.c_out, ", ", g.c_in / g.groups, ", ", g.kh, ", ", g.kw, "]");
 }
 
-/// The cached algorithm for `key`, or find(ws) run once to choose it.
-template <class Find>
-Algo lookup(const Key& key, int device, Find&& find) {
+template <class Perf>
+Algo pick(const Perf* perf, int count, bool det, const char* what, const ConvGeometry& g) {
+  std::vector<Algo> u = usable(perf, count, det);
+  if (u.empty()) throw_none(det, what, g);
+  return u.front();
+}
+
+/// The cached algorithm for `key`, or choose() run once to choose it.
+template <class Choose>
+Algo lookup(const Key& key, Choose&& choose) {
   std::lock_guard<std::mutex> lock(cache_mutex);
   auto it = cache().find(key);
   if (it != cache().end()) return it->second;
-  std::unique_ptr<Workspace> ws = search_workspace(device);
-  Algo a = find(*ws);
+  Algo a = choose();
   cache()[key] = a;
   return a;
+}
+
+/// Runs exec(algo, workspace) with `a`. On NOT_SUPPORTED, tries the heuristic candidates
+/// (`fallbacks()`) in order, and caches the first that runs for `key`.
+template <class Exec, class Fallbacks>
+void run_algo(const Key& key, Algo a, cudnnConvolutionDescriptor_t conv, int device, bool det,
+              const char* what, const ConvGeometry& g, Exec&& exec, Fallbacks&& fallbacks) {
+  auto attempt = [&](const Algo& x) {
+    EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, x.math));
+    Workspace ws(device, x.workspace);
+    return exec(x, ws);
+  };
+  cudnnStatus_t st = attempt(a);
+  if (st == CUDNN_STATUS_SUCCESS) return;
+  if (st != CUDNN_STATUS_NOT_SUPPORTED) EMBER_CUDNN_CHECK(st);
+  for (const Algo& c : fallbacks()) {
+    if (c.algo == a.algo && c.math == a.math) continue;
+    st = attempt(c);
+    if (st == CUDNN_STATUS_SUCCESS) {
+      std::lock_guard<std::mutex> lock(cache_mutex);
+      cache()[key] = c;
+      return;
+    }
+    if (st != CUDNN_STATUS_NOT_SUPPORTED) EMBER_CUDNN_CHECK(st);
+  }
+  throw_none(det, what, g);
 }
 
 struct Scalars {
@@ -158,19 +211,34 @@ void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* 
   cudnnHandle_t h = handle(device);
   Descs d(dtype, g);
   Scalars s(dtype);
-  Algo a = lookup(make_key(Pass::fwd, dtype, g, device, deterministic), device, [&](Workspace& ws) {
-    constexpr int kMax = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  constexpr int kMax = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  auto heuristics = [&] {
     cudnnConvolutionFwdAlgoPerf_t perf[kMax];
     int n = 0;
+    EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, kMax, &n, perf));
+    return usable(perf, n, deterministic);
+  };
+  Key key = make_key(Pass::fwd, dtype, g, device, deterministic, {x, w, y});
+  Algo a = lookup(key, [&] {
+    if (deterministic) {
+      std::vector<Algo> u = heuristics();
+      if (u.empty()) throw_none(true, "forward", g);
+      return u.front();
+    }
+    cudnnConvolutionFwdAlgoPerf_t perf[kMax];
+    int n = 0;
+    std::unique_ptr<Workspace> ws = search_workspace(device);  // timing needs room
     EMBER_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, kMax,
-                                                             &n, perf, ws.ptr, ws.size));
-    return pick(perf, n, deterministic, "forward", g);
+                                                             &n, perf, ws->ptr, ws->size));
+    return pick(perf, n, false, "forward", g);
   });
-  EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.math));
-  Workspace ws(device, a.workspace);
-  EMBER_CUDNN_CHECK(cudnnConvolutionForward(h, s.one(), d.x, x, d.w, w, d.conv,
-                                            cudnnConvolutionFwdAlgo_t(a.algo), ws.ptr, ws.size,
-                                            s.zero(), d.y, y));
+  run_algo(key, a, d.conv, device, deterministic, "forward", g,
+           [&](const Algo& x_, Workspace& ws) {
+             return cudnnConvolutionForward(h, s.one(), d.x, x, d.w, w, d.conv,
+                                            cudnnConvolutionFwdAlgo_t(x_.algo), ws.ptr, ws.size,
+                                            s.zero(), d.y, y);
+           },
+           heuristics);
   if (b) EMBER_CUDNN_CHECK(cudnnAddTensor(h, s.one(), d.b, b, s.one(), d.y, y));
 }
 
@@ -180,34 +248,64 @@ void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void*
   Descs d(dtype, g);
   Scalars s(dtype);
   if (gx) {
-    Algo a = lookup(make_key(Pass::bwd_data, dtype, g, device, deterministic), device, [&](Workspace& ws) {
-      constexpr int kMax = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+    constexpr int kMax = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+    auto heuristics = [&] {
       cudnnConvolutionBwdDataAlgoPerf_t perf[kMax];
       int n = 0;
+      EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, kMax, &n, perf));
+      return usable(perf, n, deterministic);
+    };
+    Key key = make_key(Pass::bwd_data, dtype, g, device, deterministic, {w, gy, gx});
+    Algo a = lookup(key, [&] {
+      if (deterministic) {
+        std::vector<Algo> u = heuristics();
+        if (u.empty()) throw_none(true, "backward-data", g);
+        return u.front();
+      }
+      cudnnConvolutionBwdDataAlgoPerf_t perf[kMax];
+      int n = 0;
+      std::unique_ptr<Workspace> ws = search_workspace(device);  // timing needs room
       EMBER_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, gy, d.conv, d.x, gx,
-                                                                    kMax, &n, perf, ws.ptr, ws.size));
-      return pick(perf, n, deterministic, "backward-data", g);
+                                                                    kMax, &n, perf, ws->ptr, ws->size));
+      return pick(perf, n, false, "backward-data", g);
     });
-    EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.math));
-    Workspace ws(device, a.workspace);
-    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardData(h, s.one(), d.w, w, d.y, gy, d.conv,
-                                                   cudnnConvolutionBwdDataAlgo_t(a.algo), ws.ptr,
-                                                   ws.size, s.zero(), d.x, gx));
+    run_algo(key, a, d.conv, device, deterministic, "backward-data", g,
+             [&](const Algo& x_, Workspace& ws) {
+               return cudnnConvolutionBackwardData(h, s.one(), d.w, w, d.y, gy, d.conv,
+                                                   cudnnConvolutionBwdDataAlgo_t(x_.algo), ws.ptr,
+                                                   ws.size, s.zero(), d.x, gx);
+             },
+             heuristics);
   }
   if (gw) {
-    Algo a = lookup(make_key(Pass::bwd_filter, dtype, g, device, deterministic), device, [&](Workspace& ws) {
-      constexpr int kMax = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+    constexpr int kMax = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+    auto heuristics = [&] {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
       int n = 0;
+      EMBER_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, kMax, &n, perf));
+      return usable(perf, n, deterministic);
+    };
+    Key key = make_key(Pass::bwd_filter, dtype, g, device, deterministic, {x, gy, gw});
+    Algo a = lookup(key, [&] {
+      if (deterministic) {
+        std::vector<Algo> u = heuristics();
+        if (u.empty()) throw_none(true, "backward-filter", g);
+        return u.front();
+      }
+      cudnnConvolutionBwdFilterAlgoPerf_t perf[kMax];
+      int n = 0;
+      std::unique_ptr<Workspace> ws = search_workspace(device);  // timing needs room
       EMBER_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, gy, d.conv, d.w, gw,
-                                                                      kMax, &n, perf, ws.ptr, ws.size));
-      return pick(perf, n, deterministic, "backward-filter", g);
+                                                                      kMax, &n, perf, ws->ptr, ws->size));
+      return pick(perf, n, false, "backward-filter", g);
     });
-    EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.math));
-    Workspace ws(device, a.workspace);
-    EMBER_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, s.one(), d.x, x, d.y, gy, d.conv,
-                                                     cudnnConvolutionBwdFilterAlgo_t(a.algo), ws.ptr,
-                                                     ws.size, s.zero(), d.w, gw));
+    run_algo(key, a, d.conv, device, deterministic, "backward-filter", g,
+             [&](const Algo& x_, Workspace& ws) {
+               return cudnnConvolutionBackwardFilter(h, s.one(), d.x, x, d.y, gy, d.conv,
+                                                     cudnnConvolutionBwdFilterAlgo_t(x_.algo), ws.ptr,
+                                                     ws.size, s.zero(), d.w, gw);
+             },
+             heuristics);
   }
   if (gb) EMBER_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, s.one(), d.y, gy, s.zero(), d.b, gb));
 }
