@@ -28,8 +28,10 @@ namespace ember::cpu {
 void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* y,
                 const ConvGeometry& g);
 /// Any of gx, gw, gb may be null (not needed). gw and gb are overwritten.
+/// `deterministic`: the weight and bias gradients do not depend on the thread count
+/// (Note [Thread-count-independent sums] in kernels/cpu/conv.cpp).
 void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void* gx, void* gw,
-                void* gb, const ConvGeometry& g);
+                void* gb, const ConvGeometry& g, bool deterministic = false);
 }  // namespace ember::cpu
 
 #if EMBER_WITH_CUDA

@@ -154,7 +154,7 @@ struct Conv2dBackward : autograd::Node {
       if (gb.defined() && gy.numel() > 0) gb.copy_(sum(gy, {0, 2, 3}));
     } else if (X.device().is_cpu()) {
       cpu::conv2d_bwd(dt, xc.data_ptr(), wc.data_ptr(), gy.data_ptr(), mut_ptr_or_null(gx),
-                      mut_ptr_or_null(gw), mut_ptr_or_null(gb), g);
+                      mut_ptr_or_null(gw), mut_ptr_or_null(gb), g, deterministic());
     } else {
 #if EMBER_WITH_CUDA
       const int dev = X.device().index;

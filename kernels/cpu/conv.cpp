@@ -171,6 +171,26 @@ void over_images(const ConvGeometry& g, F&& f) {
   }
 }
 
+// Note [Thread-count-independent sums]: the weight and bias gradients are sums over the
+// images, kept as one partial sum per block of images and added in block order. By
+// default a block is one thread's share of the batch, so the rounding depends on the
+// thread count. In deterministic mode (ember::set_deterministic) the blocks depend on the
+// batch size alone (kDeterministicBlocks of them at most), the threads take whole blocks,
+// and BLAS runs on one thread inside them: the result is bitwise the same at any thread
+// count, for the price of a few more partial buffers.
+constexpr int64_t kDeterministicBlocks = 8;
+
+/// f(block, image_begin, image_end) over `blocks` fixed blocks of the batch, spread over the
+/// threads that threads_for gives, each with single-threaded BLAS.
+template <class F>
+void over_fixed_blocks(const ConvGeometry& g, int64_t blocks, F&& f) {
+  const int64_t n = g.n;
+  const int nt = int(std::min<int64_t>(threads_for(g), blocks));
+  BlasThreads one(1);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t b = 0; b < blocks; ++b) f(int(b), n * b / blocks, n * (b + 1) / blocks);
+}
+
 /// Whether the f32 direct kernels (Note [Direct convolution]) take this convolution.
 template <class T>
 bool use_direct(const ConvGeometry& g) {
@@ -214,7 +234,7 @@ void fwd(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
 }
 
 template <class T>
-void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeometry& g) {
+void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeometry& g, bool deterministic) {
   const int64_t ohw = g.oh * g.ow, cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
   const int64_t k_g = cin_g * g.kh * g.kw, wsize = g.c_out * k_g;
   const bool pointwise = is_pointwise(g);
@@ -232,11 +252,12 @@ void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeo
       w_flip = direct::fwd_weights(direct::grad_input_weights(w, g).data(), gt);
     }
   }
-  const int nt = threads_for(g);
-  // Per-thread partial sums for the weight and bias gradients, added in thread order.
+  // Partial sums of the weight and bias gradients per block of images, added in block
+  // order (Note [Thread-count-independent sums]).
+  const int nt = deterministic ? int(std::max<int64_t>(1, std::min(g.n, kDeterministicBlocks))) : threads_for(g);
   std::vector<T> gw_part(gw ? size_t(nt * wsize) : 0, T(0));
   std::vector<T> gb_part(gb ? size_t(nt * g.c_out) : 0, T(0));
-  over_images(g, [&](int t, int64_t nb, int64_t ne) {
+  auto block = [&](int t, int64_t nb, int64_t ne) {
     std::vector<T> col(need_col ? size_t(g.c_in * g.kh * g.kw * ohw) : 0);
     T* gwt = gw ? gw_part.data() + t * wsize : nullptr;
     T* gbt = gb ? gb_part.data() + t * g.c_out : nullptr;
@@ -281,7 +302,9 @@ void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeo
         }
       }
     }
-  });
+  };
+  if (deterministic) over_fixed_blocks(g, nt, block);
+  else over_images(g, block);
   if (gw) {
     // Threads' partial sums in thread order; GEMM blocks transposed back to (C_out/g, K_g).
     for (int t = 1; t < nt; ++t)
@@ -322,17 +345,17 @@ void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* 
 }
 
 void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void* gx, void* gw,
-                void* gb, const ConvGeometry& g) {
+                void* gb, const ConvGeometry& g, bool deterministic) {
   switch (dtype) {
     case DType::f32:
       bwd(static_cast<const float*>(x), static_cast<const float*>(w),
           static_cast<const float*>(gy), static_cast<float*>(gx), static_cast<float*>(gw),
-          static_cast<float*>(gb), g);
+          static_cast<float*>(gb), g, deterministic);
       break;
     case DType::f64:
       bwd(static_cast<const double*>(x), static_cast<const double*>(w),
           static_cast<const double*>(gy), static_cast<double*>(gx), static_cast<double*>(gw),
-          static_cast<double*>(gb), g);
+          static_cast<double*>(gb), g, deterministic);
       break;
     default: EMBER_THROW("conv2d backward (cpu): expected f32 or f64, got ", dtype_name(dtype));
   }

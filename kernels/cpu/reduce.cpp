@@ -1,5 +1,6 @@
 // CPU reductions over (outer, r, inner): rows reduced with independent lanes (vectorizable,
 // and more accurate than one running sum), columns reduced with the inner dim vectorized.
+#include <algorithm>
 #include <vector>
 
 #include "kernels/cpu/loops.h"
@@ -73,9 +74,10 @@ void run(const T* in, O* out, int64_t outer, int64_t r, int64_t inner) {
     }
   };
   if (inner == 1 && outer == 1) {
-    // One long row: split it across threads, then combine the partials in order.
-    int threads = omp_get_max_threads();
-    int64_t chunks = r >= 2 * kParallelGrain ? threads : 1;
+    // One long row: split it into chunks, reduce them on the threads, then combine the
+    // partials in chunk order. The chunks depend on the length alone, not on the thread
+    // count, so the rounding does not either (Note [Thread-count-independent sums]).
+    int64_t chunks = std::clamp<int64_t>(r / kParallelGrain, 1, 64);
     std::vector<ReduceAcc<A>> part(size_t(chunks), reduce_identity<OP, A>());
     parallel_for(chunks, [&](int64_t cb, int64_t ce) {
       for (int64_t c = cb; c < ce; ++c) {
