@@ -92,7 +92,10 @@ Image prediction_grid(const Tensor& images_in, const std::vector<int64_t>& label
         cv.put(x0 + kBorder + int(x), y0 + kBorder + int(y), rgb);
       }
     std::string caption = std::to_string(predicted[size_t(i)]);
-    if (!right) caption += "/" + std::to_string(labels[size_t(i)]);
+    if (!right) {
+      caption.push_back('/');
+      caption += std::to_string(labels[size_t(i)]);
+    }
     cv.text(x0 + 1, y0 + int(H) + 2 * kBorder + 1, caption, right ? white : red);
   }
   return img;
