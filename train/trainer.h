@@ -31,8 +31,10 @@
 // Data parallel (`mpirun -np N`, dist::init_process_group() before the trainer): every rank
 // trains on its DistributedSampler shard through dist::DDP, evaluates its unpadded shard of
 // the test set (sums added over ranks), and rank 0 alone logs, writes metrics and
-// checkpoints. Hooks run on every rank (evaluation and checkpoints are collectives);
-// those that write files do so on rank 0 (`trainer.is_main()`).
+// checkpoints. Give the loaders the rank's share: data::DistributedSampler for training,
+// dist::ShardSampler for the test set (apps/common/trainer.cpp does). Hooks run on every
+// rank (evaluation and checkpoints are collectives); those that write files do so on
+// rank 0 (`trainer.is_main()`).
 //
 // A hook that throws ends the run: fit() throws an ember::Error naming the hook and the
 // call; the checkpoints already written stay intact (each is written to a temporary file
