@@ -16,3 +16,4 @@
 #include "tensor/dtype.h"
 #include "tensor/generator.h"
 #include "tensor/tensor.h"
+#include "train/train.h"

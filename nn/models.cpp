@@ -174,25 +174,47 @@ Tensor ResNet18Cifar::forward(const Tensor& x) {
   return linear->forward(flatten(out, 1));
 }
 
-// ---- factory
+// ---- factory: one table of every model, the input it fits, and how to build it
 
-std::vector<std::string> model_names() {
-  return {"lenet", "mlp", "convnet", "resnet20", "resnet32", "resnet44", "resnet56",
-          "resnet110", "resnet20-b", "resnet32-b", "resnet44-b", "resnet56-b", "resnet110-b",
-          "resnet18"};
+const std::vector<ModelInfo>& model_registry() {
+  static const std::vector<ModelInfo> table = [] {
+    std::vector<ModelInfo> t = {
+        {"lenet", "1x28x28", "LeNet-5 (padded for 28x28)", [](int64_t n) -> ModulePtr { return std::make_shared<LeNet>(n); }},
+        {"mlp", "1x28x28", "784-512-256 MLP", [](int64_t n) -> ModulePtr { return std::make_shared<MLP>(n); }},
+        {"convnet", "1x28x28", "the PyTorch MNIST example's CNN",
+         [](int64_t n) -> ModulePtr { return std::make_shared<ConvNet>(n); }},
+    };
+    for (int64_t depth : {20, 32, 44, 56, 110})
+      t.push_back({"resnet" + std::to_string(depth), "3x32x32",
+                   "CIFAR ResNet-" + std::to_string(depth) + " (option-A shortcuts)",
+                   [depth](int64_t n) -> ModulePtr { return std::make_shared<ResNetCifar>(depth, n, Shortcut::A); }});
+    for (int64_t depth : {20, 32, 44, 56, 110})
+      t.push_back({"resnet" + std::to_string(depth) + "-b", "3x32x32",
+                   "CIFAR ResNet-" + std::to_string(depth) + " (option-B shortcuts)",
+                   [depth](int64_t n) -> ModulePtr { return std::make_shared<ResNetCifar>(depth, n, Shortcut::B); }});
+    t.push_back({"resnet18", "3x32x32", "ResNet-18 for 32x32 inputs",
+                 [](int64_t n) -> ModulePtr { return std::make_shared<ResNet18Cifar>(n); }});
+    return t;
+  }();
+  return table;
+}
+
+std::vector<std::string> model_names(const std::string& input) {
+  std::vector<std::string> names;
+  for (const ModelInfo& m : model_registry())
+    if (input.empty() || m.input == input) names.push_back(m.name);
+  return names;
+}
+
+const ModelInfo* find_model(const std::string& name) {
+  for (const ModelInfo& m : model_registry())
+    if (m.name == name) return &m;
+  return nullptr;
 }
 
 ModulePtr make_model(const std::string& name, int64_t num_classes) {
   EMBER_CHECK(num_classes > 0, "make_model: num_classes must be positive, got ", num_classes);
-  if (name == "lenet") return std::make_shared<LeNet>(num_classes);
-  if (name == "mlp") return std::make_shared<MLP>(num_classes);
-  if (name == "convnet") return std::make_shared<ConvNet>(num_classes);
-  if (name == "resnet18") return std::make_shared<ResNet18Cifar>(num_classes);
-  for (int64_t depth : {20, 32, 44, 56, 110}) {
-    std::string base = "resnet" + std::to_string(depth);
-    if (name == base) return std::make_shared<ResNetCifar>(depth, num_classes, Shortcut::A);
-    if (name == base + "-b") return std::make_shared<ResNetCifar>(depth, num_classes, Shortcut::B);
-  }
+  if (const ModelInfo* m = find_model(name)) return m->make(num_classes);
   std::string valid;
   for (const auto& n : model_names()) valid += (valid.empty() ? "" : ", ") + n;
   EMBER_THROW("unknown model '", name, "'; valid models are: ", valid);

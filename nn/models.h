@@ -11,6 +11,7 @@
 //   resnet18 the CIFAR ResNet-18 of kuangliu/pytorch-cifar (conv1 bn1 layer1..4 linear,
 //           3x3 stem, shortcut = 1x1 conv + BN)
 // Every model returns logits (N, num_classes); train them with cross_entropy.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -91,8 +92,20 @@ class ResNet18Cifar : public Module {
   std::shared_ptr<Linear> linear;
 };
 
-/// The names make_model() accepts.
-std::vector<std::string> model_names();
+/// One entry of the model table: its name, the input it fits ("CxHxW" of one sample, e.g.
+/// "1x28x28" for MNIST, "3x32x32" for CIFAR-10), a one-line description, and its builder.
+struct ModelInfo {
+  std::string name;
+  std::string input;
+  std::string description;
+  std::function<ModulePtr(int64_t num_classes)> make;
+};
+/// Every model make_model() builds, in a stable order.
+const std::vector<ModelInfo>& model_registry();
+/// The names of the models for `input` ("1x28x28", "3x32x32"; empty: all).
+std::vector<std::string> model_names(const std::string& input = "");
+/// The table entry of `name`, or null.
+const ModelInfo* find_model(const std::string& name);
 /// Builds a model by name (see the list at the top of this file); throws an ember::Error
 /// listing the valid names for an unknown one.
 ModulePtr make_model(const std::string& name, int64_t num_classes = 10);

@@ -136,6 +136,59 @@ void MultiStepLR::load_state_dict(const ScalarState& s) {
   LRScheduler::load_state_dict(s);
 }
 
+// ---- PiecewiseLinearLR
+
+void PiecewiseLinearLR::check_points(const std::vector<std::pair<int64_t, double>>& p, const std::string& who) {
+  EMBER_CHECK(!p.empty(), who, ": needs at least one (step, factor) point");
+  for (size_t i = 1; i < p.size(); ++i)
+    EMBER_CHECK(p[i].first > p[i - 1].first, who, ": the steps must increase, got ", p[i - 1].first, " then ",
+                p[i].first);
+}
+
+PiecewiseLinearLR::PiecewiseLinearLR(Optimizer& optimizer, std::vector<std::pair<int64_t, double>> points)
+    : LRScheduler(optimizer), points_(std::move(points)) {
+  check_points(points_, "PiecewiseLinearLR");
+  apply();
+}
+
+double PiecewiseLinearLR::lr_at(int64_t t) const {
+  if (t <= points_.front().first) return base_lr_ * points_.front().second;
+  for (size_t i = 1; i < points_.size(); ++i) {
+    const auto& [t1, f1] = points_[i];
+    if (t <= t1) {
+      const auto& [t0, f0] = points_[i - 1];
+      return base_lr_ * (f0 + (f1 - f0) * double(t - t0) / double(t1 - t0));
+    }
+  }
+  return base_lr_ * points_.back().second;
+}
+
+ScalarState PiecewiseLinearLR::state_dict() const {
+  ScalarState s = LRScheduler::state_dict();
+  s["points.count"] = double(points_.size());
+  for (size_t i = 0; i < points_.size(); ++i) {
+    s["points." + std::to_string(i) + ".step"] = double(points_[i].first);
+    s["points." + std::to_string(i) + ".factor"] = points_[i].second;
+  }
+  return s;
+}
+
+void PiecewiseLinearLR::load_state_dict(const ScalarState& s) {
+  double n = get(s, "points.count", name());
+  EMBER_CHECK(n >= 1 && n <= 1e6 && n == std::floor(n), name(), ".load_state_dict: bad points.count ", n);
+  std::vector<std::pair<int64_t, double>> pts;
+  for (int64_t i = 0; i < int64_t(n); ++i) {
+    double t = get(s, "points." + std::to_string(i) + ".step", name());
+    EMBER_CHECK(std::isfinite(t) && std::fabs(t) < 9e15, name(), ".load_state_dict: bad step ", t);
+    pts.emplace_back(int64_t(t), get(s, "points." + std::to_string(i) + ".factor", name()));
+  }
+  check_points(pts, name() + ".load_state_dict");
+  get(s, "last_step", name());
+  get(s, "base_lr", name());
+  points_ = std::move(pts);
+  LRScheduler::load_state_dict(s);
+}
+
 // ---- LambdaLR
 
 LambdaLR::LambdaLR(Optimizer& optimizer, std::function<double(int64_t)> factor)
@@ -203,11 +256,18 @@ std::shared_ptr<LRScheduler> make_scheduler(Optimizer& opt, const SchedulerConfi
     main = std::make_shared<StepLR>(opt, c.step_size, c.gamma);
   } else if (c.kind == "multistep") {
     main = std::make_shared<MultiStepLR>(opt, c.milestones, c.gamma);
+  } else if (c.kind == "linear") {
+    EMBER_CHECK(c.total_steps > c.warmup_steps, "scheduler: linear needs total_steps (", c.total_steps,
+                ") greater than warmup_steps (", c.warmup_steps, ")");
+    std::vector<std::pair<int64_t, double>> pts;
+    if (c.warmup_steps > 0) pts = {{0, 0.0}, {c.warmup_steps, 1.0}, {c.total_steps, 0.0}};
+    else pts = {{0, 1.0}, {c.total_steps, 0.0}};
+    return std::make_shared<PiecewiseLinearLR>(opt, pts);  // the warm-up is part of it
   } else if (c.kind == "none" || c.kind == "constant") {
     main = std::make_shared<ConstantLR>(opt);
   } else {
     EMBER_THROW("unknown scheduler '", c.kind, "'; valid schedulers are: cosine, step, "
-                "multistep, none");
+                "multistep, linear, none");
   }
   if (c.warmup_steps == 0) return main;
   return std::make_shared<WarmupLR>(opt, main, c.warmup_steps, c.warmup_start_factor);

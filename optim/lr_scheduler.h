@@ -96,6 +96,23 @@ class MultiStepLR : public LRScheduler {
   double gamma_;
 };
 
+/// lr = base_lr * f(t), f piecewise linear through the points (t_i, f_i) (ignite's
+/// PiecewiseLinear, with factors of the base lr): f_0 before the first point, the last f
+/// after the last one. The CIFAR script's schedule is {(0, 0), (W, 1), (T, 0)}: a linear
+/// warm-up from 0 over W steps, then a linear decay to 0 at step T.
+class PiecewiseLinearLR : public LRScheduler {
+ public:
+  PiecewiseLinearLR(Optimizer& optimizer, std::vector<std::pair<int64_t, double>> points);
+  double lr_at(int64_t t) const override;
+  std::string name() const override { return "PiecewiseLinearLR"; }
+  ScalarState state_dict() const override;
+  void load_state_dict(const ScalarState& state) override;
+
+ private:
+  static void check_points(const std::vector<std::pair<int64_t, double>>& points, const std::string& who);
+  std::vector<std::pair<int64_t, double>> points_;  // strictly increasing steps
+};
+
 /// lr = base_lr * factor(t); the function itself is not part of the state.
 class LambdaLR : public LRScheduler {
  public:
@@ -140,8 +157,11 @@ class WarmupLR : public LRScheduler {
 
 /// The schedules the apps choose by name.
 struct SchedulerConfig {
-  std::string kind = "cosine";  // cosine | step | multistep | none
-  int64_t total_steps = 0;      // cosine: warm-up + annealing length (T_max = total - warm-up)
+  /// cosine | step | multistep | linear | none. linear: the CIFAR script's piecewise-linear
+  /// schedule, from 0 up to the base lr over the warm-up (no warm-up: from the base lr), then
+  /// down to 0 at total_steps (its warm-up starts at 0, not at warmup_start_factor).
+  std::string kind = "cosine";
+  int64_t total_steps = 0;      // cosine, linear: warm-up + annealing length (T_max = total - warm-up)
   int64_t warmup_steps = 0;     // 0: no warm-up
   double warmup_start_factor = 1.0 / 3.0;
   double eta_min = 0.0;                // cosine

@@ -8,6 +8,7 @@ PKGS=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   libopenblas-dev zlib1g-dev libstb-dev
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
+  libprotobuf-dev protobuf-compiler
   openmpi-bin libopenmpi-dev
 )
 

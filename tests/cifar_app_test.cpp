@@ -127,3 +127,31 @@ TEST(CifarApp, BadInputsGiveStatusAndMessage) {
   EXPECT_NE(m.output.find("resnet20"), std::string::npos) << m.output;  // listed among the models
   fs::remove_all(empty);
 }
+
+TEST(CifarApp, ConfigFileStartsFromTheCifarDefaults) {
+  REQUIRE_SMALL_CIFAR(data);
+  fs::path out = scratch("config");
+  fs::create_directories(out);
+  std::ofstream(out / "c.yaml") << "epochs: 1\nlimit-train: 20\nlimit-test: 20\nbatch-size: 20\nworkers: 0\n";
+  test::CommandResult r = run("--config " + (out / "c.yaml").string() + " --data " + data.string() + " --out " +
+                              out.string() + " --device cpu --no-tensorboard");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream args(out / "args.yaml");
+  std::string a((std::istreambuf_iterator<char>(args)), {});
+  for (const char* line : {"model: resnet20", "dataset: cifar10", "lr: 0.1", "batch-size: 20", "epochs: 1"})
+    EXPECT_NE(a.find(line), std::string::npos) << line << "\n" << a;
+  fs::remove_all(out);
+}
+
+TEST(CifarApp, HelpAndErrorsListTheCifarModels) {
+  test::CommandResult h = run("--help");
+  EXPECT_EQ(h.status, 0) << h.output;
+  EXPECT_NE(h.output.find("models: resnet20, resnet32, resnet44, resnet56, resnet110"), std::string::npos) << h.output;
+  EXPECT_NE(h.output.find("resnet18"), std::string::npos) << h.output;
+  EXPECT_NE(h.output.find("datasets: cifar10"), std::string::npos) << h.output;
+  EXPECT_EQ(h.output.find("lenet"), std::string::npos) << h.output;
+  EXPECT_EQ(h.output.find("fashion-mnist"), std::string::npos) << h.output;
+  test::CommandResult m = run("--model lenet");
+  EXPECT_EQ(m.status, 2) << m.output;
+  EXPECT_NE(m.output.find("resnet20"), std::string::npos) << m.output;
+}

@@ -138,6 +138,7 @@ TEST(MnistApp, BadInputsGiveStatusAndMessage) {
       {"--epochs -1", 2, "epochs"},
       {"--no-such-flag", 2, "no-such-flag"},
       {"--config " + (out / "bad.yaml").string(), 2, "no_such_option"},
+      {"--config " + (out / "bad.yaml").string(), 2, "bad.yaml"},
       {"--config " + (out / "missing.yaml").string(), 2, "cannot open"},
       {"--data " + (out / "nowhere").string(), 1, "no such directory"},
       {"--data " + (out / "corrupt").string(), 1, "train-images"},
@@ -151,4 +152,109 @@ TEST(MnistApp, BadInputsGiveStatusAndMessage) {
     EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
   }
+}
+
+namespace {
+std::string read_text(const fs::path& p) {
+  std::ifstream f(p);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+}  // namespace
+
+TEST(MnistApp, SavedArgsYamlAsConfigReproducesTheRun) {
+  REQUIRE_MNIST();
+  fs::path a = scratch("args_a"), b = scratch("args_b");
+  // Non-default values of many kinds, and the empty strings args.yaml writes (resume,
+  // evaluate, tensorboard).
+  test::CommandResult first = run(common(a) + "--epochs 2 --limit-train 320 --limit-test 100 --batch-size 32 --model mlp "
+                                  "--scheduler multistep --milestones 1 --gamma 0.5 --warmup-epochs 0 --nesterov "
+                                  "--deterministic --seed 5 --workers 0 --image-every 2 --sched-unit epoch");
+  ASSERT_EQ(first.status, 0) << first.output;
+  test::CommandResult again = run("--config " + (a / "args.yaml").string() + " --out " + b.string());
+  ASSERT_EQ(again.status, 0) << again.output;
+  std::string ya = read_text(a / "args.yaml"), yb = read_text(b / "args.yaml");
+  EXPECT_NE(ya.find("resume: \"\""), std::string::npos) << ya;  // an empty string went through
+  // The same options, but for the output folder.
+  auto without_out = [](std::string y) {
+    size_t p = y.find("\nout: ");
+    return y.erase(p, y.find('\n', p + 1) - p);
+  };
+  EXPECT_EQ(without_out(ya), without_out(yb));
+  std::vector<json> ma = read_metrics(a), mb = read_metrics(b);
+  ASSERT_EQ(ma.size(), 2u);
+  ASSERT_EQ(mb.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(ma[i]["train_loss"].get<double>(), mb[i]["train_loss"].get<double>());
+    EXPECT_EQ(ma[i]["lr"].get<double>(), mb[i]["lr"].get<double>());
+  }
+  EXPECT_DOUBLE_EQ(ma[1]["lr"].get<double>(), 0.005);  // multistep at epoch 1, gamma 0.5
+}
+
+TEST(MnistApp, OffersOnlyItsModelsAndNamesTheFileOfAnUnknownKey) {
+  fs::path out = scratch("models");
+  test::CommandResult r = run("--model resnet20 --out " + out.string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("lenet, mlp, convnet"), std::string::npos) << r.output;
+  test::CommandResult h = run("--help");
+  EXPECT_EQ(h.status, 0) << h.output;
+  EXPECT_NE(h.output.find("models: lenet, mlp, convnet"), std::string::npos) << h.output;
+  EXPECT_NE(h.output.find("datasets: mnist, fashion-mnist"), std::string::npos) << h.output;
+  EXPECT_EQ(h.output.find("resnet"), std::string::npos) << h.output;
+  fs::create_directories(out);
+  std::ofstream(out / "typo.yaml") << "epochs: 1\nlearning_rate: 3\n";
+  test::CommandResult c = run("--config " + (out / "typo.yaml").string());
+  EXPECT_EQ(c.status, 2) << c.output;
+  EXPECT_NE(c.output.find("learning_rate"), std::string::npos) << c.output;
+  EXPECT_NE(c.output.find((out / "typo.yaml").string()), std::string::npos) << c.output;
+  test::CommandResult m = run("--scheduler multistep --milestones 3,x");
+  EXPECT_EQ(m.status, 2) << m.output;
+  EXPECT_NE(m.output.find("--milestones"), std::string::npos) << m.output;
+}
+
+TEST(MnistApp, SchedulesPerEpochAndPerIterationGiveTheClosedFormLrs) {
+  REQUIRE_MNIST();
+  // 640 samples / 32 = 20 iterations per epoch; metrics.jsonl's lr is the lr each epoch starts with.
+  std::string base = "--epochs 3 --limit-train 640 --limit-test 100 --batch-size 32 --no-tensorboard --image-every 0 ";
+  struct Case {
+    std::string flags;
+    std::vector<double> lrs;
+  };
+  std::vector<Case> cases = {
+      {"--scheduler step --step-size 2 --gamma 0.1", {0.01, 0.01, 0.001}},
+      {"--scheduler multistep --milestones 1,2 --gamma 0.5", {0.01, 0.005, 0.0025}},
+      {"--scheduler none --warmup-epochs 1", {0.01 / 3, 0.01, 0.01}},
+      // The CIFAR script's schedule, per iteration: 0 -> lr over epoch 1, then -> 0 at the end.
+      {"--scheduler linear --warmup-epochs 1 --sched-unit iteration", {0.0, 0.01, 0.005}},
+      // Per iteration, cosine over 60 iterations: epoch 2 starts at step 20.
+      {"--scheduler cosine --sched-unit iteration", {0.01, 0.0075, 0.0025}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    fs::path out = scratch("sched" + std::to_string(i));
+    test::CommandResult r = run(common(out) + base + cases[i].flags);
+    ASSERT_EQ(r.status, 0) << cases[i].flags << "\n" << r.output;
+    std::vector<json> m = read_metrics(out);
+    ASSERT_EQ(m.size(), 3u) << cases[i].flags;
+    for (size_t e = 0; e < 3; ++e) EXPECT_NEAR(m[e]["lr"].get<double>(), cases[i].lrs[e], 1e-12) << cases[i].flags << " epoch " << e + 1;
+  }
+}
+
+TEST(MnistApp, TensorBoardAndPicturesByDefault) {
+  REQUIRE_MNIST();
+  fs::path out = scratch("tb");
+  test::CommandResult r = run(common(out) + "--epochs 1 --limit-train 320 --limit-test 100 --batch-size 32");
+  ASSERT_EQ(r.status, 0) << r.output;
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(out / "tb")) {
+    ++files;
+    std::vector<train::EventRecord> ev = train::read_events(e.path().string());
+    ASSERT_FALSE(ev.empty());
+    EXPECT_EQ(ev[0].file_version, "brain.Event:2");
+  }
+  EXPECT_EQ(files, 1);
+  EXPECT_TRUE(fs::exists(out / "images" / "epoch_1.png"));
+  fs::path off = scratch("notb");
+  test::CommandResult n = run(common(off) + "--epochs 1 --limit-train 64 --limit-test 64 --no-tensorboard --image-every 0");
+  ASSERT_EQ(n.status, 0) << n.output;
+  EXPECT_FALSE(fs::exists(off / "tb"));
+  EXPECT_FALSE(fs::exists(off / "images"));
 }

@@ -7,6 +7,7 @@
 #include "data/augment.h"
 #include "data/cifar10.h"
 #include "data/image_folder.h"
+#include "nn/models.h"
 #include "tensor/error.h"
 
 namespace fs = std::filesystem;
@@ -75,7 +76,11 @@ app::Datasets cifar_datasets(const app::TrainConfig& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  app::TrainConfig defaults;  // README "The cifar app": ResNet-20, SGD 0.1/0.9/5e-4, cosine, 30 epochs
+  app::AppSpec spec;
+  spec.name = "cifar";
+  spec.models = nn::model_names("3x32x32");
+  spec.datasets = {"cifar10"};
+  app::TrainConfig& defaults = spec.defaults;  // README "The cifar app": ResNet-20, SGD 0.1/0.9/5e-4, cosine, 30 epochs
   defaults.model = "resnet20";
   defaults.dataset = "cifar10";
   defaults.epochs = 30;
@@ -86,5 +91,5 @@ int main(int argc, char** argv) {
   defaults.weight_decay = 5e-4;
   defaults.scheduler = "cosine";
   defaults.out = "out/cifar";
-  return app::run_classifier_app(argc, argv, "cifar", defaults, cifar_datasets);
+  return app::run_classifier_app(argc, argv, spec, cifar_datasets);
 }

@@ -19,10 +19,12 @@ std::string dashed(std::string k) {
   return k;
 }
 
-void add_options(CLI::App& app, TrainConfig& c, std::string& config_file) {
-  app.add_option("--config", config_file, "YAML file with any of these options (flags override it)");
-  app.add_option("--model", c.model, "lenet | mlp | convnet")->capture_default_str();
-  app.add_option("--dataset", c.dataset, "mnist | fashion-mnist")->capture_default_str();
+void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const AppSpec& spec) {
+  app.add_option("--config", config_file,
+                 "YAML file with any of these options (starts from the defaults; flags override it; "
+                 "OUT/args.yaml is one)");
+  app.add_option("--model", c.model, join(spec.models, " | "))->capture_default_str();
+  app.add_option("--dataset", c.dataset, join(spec.datasets, " | "))->capture_default_str();
   app.add_option("--data", c.data, "dataset folder (default: data/<dataset>, then ../shared/data/<dataset>)");
   app.add_option("--epochs", c.epochs)->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--batch-size", c.batch_size, "batch size per process")->capture_default_str()->check(CLI::PositiveNumber);
@@ -31,10 +33,19 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file) {
   app.add_option("--momentum", c.momentum)->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_option("--weight-decay", c.weight_decay)->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_flag("--nesterov", c.nesterov, "Nesterov momentum");
-  app.add_option("--scheduler", c.scheduler, "cosine | step | none")->capture_default_str()
-      ->check(CLI::IsMember({"cosine", "step", "none"}));
-  app.add_option("--warmup-epochs", c.warmup_epochs, "linear LR warm-up epochs")->capture_default_str()
+  app.add_option("--scheduler", c.scheduler,
+                 "cosine | step | multistep | linear (warm-up to lr, then linear to 0) | none")
+      ->capture_default_str()->check(CLI::IsMember({"cosine", "step", "multistep", "linear", "none"}));
+  app.add_option("--warmup-epochs", c.warmup_epochs, "linear LR warm-up epochs (any scheduler)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--milestones", c.milestones, "multistep: epochs where lr *= gamma, e.g. 10,20 (after the warm-up)");
+  app.add_option("--gamma", c.gamma, "step, multistep: decay factor")->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--step-size", c.step_size, "step: epochs between decays (0: max(1, epochs/3))")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--sched-unit", c.sched_unit,
+                 "epoch: the lr changes once per epoch; iteration: every iteration (lengths still in epochs)")
+      ->capture_default_str()->check(CLI::IsMember({"epoch", "iteration"}));
   app.add_option("--device", c.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--seed", c.seed)->capture_default_str();
   app.add_flag("--deterministic", c.deterministic, "deterministic algorithms (bitwise-reproducible on CPU)");
@@ -47,6 +58,16 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file) {
   app.add_option("--resume", c.resume, "continue training from this checkpoint");
   app.add_option("--evaluate", c.evaluate, "test these weights (.safetensors) and exit");
   app.add_option("--save-every", c.save_every, "also checkpoint every N iterations")->check(CLI::NonNegativeNumber);
+  app.add_option("--keep-checkpoints", c.keep_checkpoints,
+                 "also keep the last K checkpoints as OUT/checkpoint_<iteration>.ckpt (0: only last.ckpt)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--tensorboard", c.tensorboard, "TensorBoard event folder (default: OUT/tb)");
+  app.add_flag("--no-tensorboard", c.no_tensorboard, "write no TensorBoard events");
+  app.add_option("--image-every", c.image_every,
+                 "every N epochs a PNG grid of test predictions, OUT/images/ and TensorBoard (0: never)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--image-count", c.image_count, "images in that grid")->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--crash-iteration", c.crash_iteration, "exit with status 3 right after iteration N (to test resume)");
   app.add_option("--limit-train", c.limit_train, "use only the first N training samples")->check(CLI::NonNegativeNumber);
   app.add_option("--limit-test", c.limit_test, "use only the first N test samples")->check(CLI::NonNegativeNumber);
@@ -75,8 +96,16 @@ std::vector<std::string> yaml_to_args(const std::string& path, const CLI::App& a
     if (key == "config") throw UsageError("--config " + path + ": a config file cannot name another");
     const CLI::Option* opt = app.get_option_no_throw("--" + key);
     if (!opt) throw UsageError("--config " + path + ": unknown option '" + kv.first.as<std::string>() + "'");
-    if (!kv.second.IsScalar()) throw UsageError("--config " + path + ": option '" + key + "' needs a single value");
-    std::string v = kv.second.as<std::string>();
+    std::string v;
+    if (kv.second.IsSequence() && key == "milestones") {
+      for (const auto& item : kv.second) v += (v.empty() ? "" : ",") + item.as<std::string>();
+    } else if (kv.second.IsNull()) {
+      v = "";
+    } else if (!kv.second.IsScalar()) {
+      throw UsageError("--config " + path + ": option '" + key + "' needs a single value");
+    } else {
+      v = kv.second.as<std::string>();
+    }
     if (opt->get_expected_min() == 0) {  // a flag
       if (v == "true" || v == "True" || v == "1" || v == "yes") args.push_back("--" + key);
       else if (!(v == "false" || v == "False" || v == "0" || v == "no"))
@@ -91,21 +120,53 @@ std::vector<std::string> yaml_to_args(const std::string& path, const CLI::App& a
 
 }  // namespace
 
-bool parse_config(int argc, char** argv, const std::string& app_name, TrainConfig& cfg) {
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : sep) + s;
+  return out;
+}
+
+std::vector<int64_t> parse_milestones(const std::string& text) {
+  std::vector<int64_t> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(',', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(pos, end - pos);
+    item.erase(0, item.find_first_not_of(" "));
+    item.erase(item.find_last_not_of(" ") + 1);
+    size_t used = 0;
+    long long v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 0)
+      throw UsageError("--milestones " + text + ": expected non-negative epochs separated by commas, e.g. 10,20");
+    out.push_back(v);
+    pos = end + 1;
+  }
+  return out;
+}
+
+bool parse_config(int argc, char** argv, const AppSpec& spec, TrainConfig& cfg) {
+  const std::string& app_name = spec.name;
+  cfg = spec.defaults;
   std::string config_file;
   CLI::App app("ember " + app_name + ": train and evaluate classifiers", app_name);
-  add_options(app, cfg, config_file);
+  add_options(app, cfg, config_file, spec);
+  app.footer("models: " + join(spec.models) + "\ndatasets: " + join(spec.datasets) + "\n");
   std::vector<std::string> args;
   for (int i = argc - 1; i >= 1; --i) args.push_back(argv[i]);  // CLI11 wants them reversed
   try {
     app.parse(args);  // first pass: finds --config (and validates the flags)
     if (!config_file.empty()) {
       std::vector<std::string> file_args = yaml_to_args(config_file, app);
-      TrainConfig fresh;
-      cfg = fresh;
+      cfg = spec.defaults;  // the app's own defaults, then the file, then the flags
       std::string cf2;
       CLI::App app2("ember " + app_name, app_name);
-      add_options(app2, cfg, cf2);
+      add_options(app2, cfg, cf2, spec);
       std::vector<std::string> all;  // flags after the file's values: the flags win
       for (const auto& a : file_args) all.push_back(a);
       for (int i = 1; i < argc; ++i) all.push_back(argv[i]);
@@ -118,6 +179,14 @@ bool parse_config(int argc, char** argv, const std::string& app_name, TrainConfi
   } catch (const CLI::ParseError& e) {
     throw UsageError(e.what());
   }
+  if (std::find(spec.models.begin(), spec.models.end(), cfg.model) == spec.models.end())
+    throw UsageError("--model " + cfg.model + ": unknown model for " + app_name + " (its models: " +
+                     join(spec.models) + ")");
+  if (std::find(spec.datasets.begin(), spec.datasets.end(), cfg.dataset) == spec.datasets.end())
+    throw UsageError("--dataset " + cfg.dataset + ": expected " + join(spec.datasets, " or "));
+  parse_milestones(cfg.milestones);  // checks it
+  if (cfg.scheduler == "multistep" && cfg.milestones.empty())
+    throw UsageError("--scheduler multistep needs --milestones (epochs, e.g. 10,20)");
   return true;
 }
 
@@ -137,6 +206,10 @@ std::string config_to_yaml(const TrainConfig& c) {
   kv("nesterov", c.nesterov);
   kv("scheduler", c.scheduler);
   kv("warmup-epochs", c.warmup_epochs);
+  kv("milestones", c.milestones);
+  kv("gamma", c.gamma);
+  kv("step-size", c.step_size);
+  kv("sched-unit", c.sched_unit);
   kv("device", c.device);
   kv("seed", c.seed);
   kv("deterministic", c.deterministic);
@@ -146,6 +219,11 @@ std::string config_to_yaml(const TrainConfig& c) {
   kv("resume", c.resume);
   kv("evaluate", c.evaluate);
   kv("save-every", c.save_every);
+  kv("keep-checkpoints", c.keep_checkpoints);
+  kv("tensorboard", c.tensorboard);
+  kv("no-tensorboard", c.no_tensorboard);
+  kv("image-every", c.image_every);
+  kv("image-count", c.image_count);
   kv("crash-iteration", c.crash_iteration);
   kv("limit-train", c.limit_train);
   kv("limit-test", c.limit_test);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ember::app {
 
@@ -22,8 +23,12 @@ struct TrainConfig {
   double momentum = 0.9;
   double weight_decay = 5e-4;
   bool nesterov = false;
-  std::string scheduler = "cosine";  // cosine | step | none
+  std::string scheduler = "cosine";  // cosine | step | multistep | linear | none
   int64_t warmup_epochs = 0;
+  std::string milestones;            // multistep: epochs, comma-separated ("10,20")
+  double gamma = 0.1;                // step, multistep
+  int64_t step_size = 0;             // step: epochs per decay (0: max(1, epochs / 3))
+  std::string sched_unit = "epoch";  // epoch | iteration: when the schedule advances
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   uint64_t seed = 1;
   bool deterministic = false;
@@ -33,6 +38,11 @@ struct TrainConfig {
   std::string resume;    // checkpoint to continue from
   std::string evaluate;  // weights to test, then exit
   int64_t save_every = 0;       // also checkpoint every N iterations (0: per epoch only)
+  int64_t keep_checkpoints = 0; // also keep the last K checkpoints as checkpoint_<iteration>.ckpt
+  std::string tensorboard;      // event file folder (default: <out>/tb)
+  bool no_tensorboard = false;
+  int64_t image_every = 1;      // a grid of test predictions every N epochs (0: never)
+  int64_t image_count = 64;     // images in that grid
   int64_t crash_iteration = -1; // exit non-zero right after this global iteration (tests)
   int64_t limit_train = 0;      // use only the first N training samples (0: all)
   int64_t limit_test = 0;
@@ -40,9 +50,25 @@ struct TrainConfig {
   double bucket_mb = 25.0;                // data-parallel bucket cap
 };
 
-/// Parses argv (`app_name` for help text). Throws UsageError on bad input; returns false
-/// when help was printed (exit 0).
-bool parse_config(int argc, char** argv, const std::string& app_name, TrainConfig& cfg);
+/// What one app offers: its name, its defaults, the models that fit its data and its datasets.
+struct AppSpec {
+  std::string name;
+  TrainConfig defaults;
+  std::vector<std::string> models;
+  std::vector<std::string> datasets;
+};
+
+/// Parses argv over `spec.defaults` (a --config file starts from them too, then the flags
+/// override it). Throws UsageError on bad input (an unknown key names the key and the file;
+/// a model or dataset the app does not offer lists those it does); returns false when help
+/// was printed (exit 0).
+bool parse_config(int argc, char** argv, const AppSpec& spec, TrainConfig& cfg);
+
+/// "a, b, c"
+std::string join(const std::vector<std::string>& items, const std::string& sep = ", ");
+
+/// --milestones "10,20" as numbers; throws UsageError on anything else.
+std::vector<int64_t> parse_milestones(const std::string& text);
 
 /// The resolved configuration as YAML (written to OUT/args.yaml).
 std::string config_to_yaml(const TrainConfig& cfg);

@@ -1,26 +1,14 @@
-// The training loop of the classifier apps. Note [Exact resume]: a checkpoint holds the
-// model, the optimizer buffers, the scheduler, the loader position (epoch, next batch, seed),
-// the RNG state and the running epoch sums, so a run stopped after iteration k and resumed
-// performs exactly the computations the uninterrupted run would have (on CPU the weights
-// come out bit for bit equal).
-//
-// Data parallel (`mpirun -np N`): every rank trains on its DistributedSampler shard at
-// --batch-size per process (effective batch N x batch) through dist::DDP, evaluates its
-// unpadded shard of the test set (sums added over ranks: each sample counts once), and
-// rank 0 alone logs, writes metrics and checkpoints. Checkpoints hold the epoch sums added
-// over ranks; on resume rank 0 carries them and the others start from zero, so the sums
-// at the end of the epoch are the same as without the interruption.
+// The classifier apps on top of train::Trainer: flags -> model, loaders, SGD, schedule,
+// options; the trainer does the loop, logs, metrics, TensorBoard, pictures, checkpoints and
+// exact resume (Note [Exact resume] in train/trainer.h), data parallel under mpirun.
 #include "apps/common/trainer.h"
 
-#include <spdlog/spdlog.h>
-
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "apps/common/log.h"
 #include "data/loader.h"
 #include "dist/dist.h"
 #include "ember.h"
@@ -28,6 +16,7 @@
 #include "nn/models.h"
 #include "optim/lr_scheduler.h"
 #include "optim/sgd.h"
+#include "train/train.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -35,8 +24,6 @@ using json = nlohmann::json;
 namespace ember::app {
 
 namespace {
-
-constexpr int kCheckpointVersion = 1;
 
 Device resolve_device(const std::string& spec, const dist::ProcessGroup& pg) {
   // Each process of a data-parallel job takes the GPU of its local rank.
@@ -55,151 +42,36 @@ Device resolve_device(const std::string& spec, const dist::ProcessGroup& pg) {
   return d;
 }
 
-struct EvalResult {
-  double loss = 0;  // mean cross-entropy
-  double acc = 0;   // percent
-  int64_t count = 0;
-};
-
-/// Evaluates this rank's shard of the test set; the sums are added over ranks.
-EvalResult evaluate(nn::Module& model, data::DataLoader& loader, dist::ProcessGroup& pg) {
-  NoGradGuard no_grad;
-  model.eval();
-  loader.set_epoch(0);
-  Tensor loss_sum, correct;
-  int64_t count = 0;
-  while (auto b = loader.next()) {
-    Tensor logits = model(b->images);
-    Tensor l = cross_entropy(logits, b->labels, Reduction::sum).to(DType::f64);
-    Tensor c = sum(eq(argmax(logits, 1), b->labels));
-    loss_sum = loss_sum.defined() ? loss_sum + l : l;
-    correct = correct.defined() ? correct + c : c;
-    count += b->size();
-  }
-  std::vector<double> sums = dist::allreduce_sum(
-      pg, {loss_sum.defined() ? loss_sum.item() : 0.0,
-           correct.defined() ? double(correct.item<int64_t>()) : 0.0, double(count)});
-  EvalResult r;
-  r.count = int64_t(sums[2]);
-  if (r.count > 0) {
-    r.loss = sums[0] / double(r.count);
-    r.acc = 100.0 * sums[1] / double(r.count);
-  }
-  return r;
-}
-
-/// Running sums of one training epoch; kept on the model's device so that training does
-/// not wait for the GPU at every iteration, and stored in checkpoints (Note [Exact resume]).
-struct EpochSums {
-  Tensor loss;     // f64 sum of per-sample losses
-  Tensor correct;  // i64
-  int64_t seen = 0;
-  double loss_value() const { return loss.defined() ? loss.item() : 0.0; }
-  int64_t correct_value() const { return correct.defined() ? correct.item<int64_t>() : 0; }
-  /// The sums over all ranks (a collective: every rank calls it at the same point).
-  EpochSums global(dist::ProcessGroup& pg) const {
-    if (pg.world_size() == 1) return *this;
-    std::vector<double> v = dist::allreduce_sum(pg, {loss_value(), double(correct_value()), double(seen)});
-    EpochSums g;
-    g.seen = int64_t(v[2]);
-    if (g.seen > 0) {
-      g.loss = scalar_tensor(v[0], {.dtype = DType::f64});
-      g.correct = scalar_tensor(v[1], {.dtype = DType::i64});
-    }
-    return g;
-  }
-};
-
-struct RunState {
-  int64_t epoch = 0;      // the epoch in progress (0-based)
-  int64_t iteration = 0;  // completed training iterations, over all epochs
-  double best_acc = -1;
-  int64_t best_epoch = 0;
-};
-
-void save_checkpoint(const std::string& path, const std::string& model_name, nn::Module& model,
-                     optim::Optimizer& opt, optim::LRScheduler& sched, const data::DataLoader& loader,
-                     const RunState& st, const EpochSums& sums) {
-  std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& [k, t] : model.state_dict()) tensors.emplace_back("model." + k, t);
-  optim::OptimizerState os = opt.state_dict();
-  for (const auto& [k, t] : os.tensors) tensors.emplace_back("optim." + k, t);
-  data::LoaderState ls = loader.state();
-  GeneratorState rng = default_generator().state();
-  json meta = {
-      {"format_version", kCheckpointVersion},
-      {"model", model_name},
-      {"epoch", st.epoch},
-      {"iteration", st.iteration},
-      {"best_acc", st.best_acc},
-      {"best_epoch", st.best_epoch},
-      {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}, {"seed", ls.seed}}},
-      {"rng", {{"seed", rng.seed}, {"offset", rng.offset}}},
-      {"epoch_sums", {{"loss", sums.loss_value()}, {"correct", sums.correct_value()}, {"seen", sums.seen}}},
-      {"optimizer", os.scalars},
-      {"scheduler", sched.state_dict()},
-  };
-  save_safetensors(path, tensors, {{"ember", meta.dump()}});
-}
-
-void load_checkpoint(const std::string& path, const std::string& model_name, nn::Module& model,
-                     optim::Optimizer& opt, optim::LRScheduler& sched, data::DataLoader& loader,
-                     RunState& st, EpochSums& sums, Device device) {
-  SafetensorsFile f = load_safetensors(path);
-  auto it = f.metadata.find("ember");
-  EMBER_CHECK(it != f.metadata.end(), "--resume ", path,
-              ": not an ember training checkpoint (no 'ember' entry in its metadata); "
-              "to start from plain weights, train from scratch or use --evaluate");
-  json meta;
-  try {
-    meta = json::parse(it->second);
-    EMBER_CHECK(meta.at("format_version").get<int>() == kCheckpointVersion, "--resume ", path,
-                ": checkpoint format version ", meta.at("format_version").get<int>(), ", this build reads ",
-                kCheckpointVersion);
-    EMBER_CHECK(meta.at("model").get<std::string>() == model_name, "--resume ", path,
-                ": the checkpoint is of model '", meta.at("model").get<std::string>(), "' but --model is '",
-                model_name, "'");
-    nn::StateDict msd, osd;
-    for (const auto& [k, t] : f.tensors) {
-      if (k.rfind("model.", 0) == 0) msd.insert(k.substr(6), t);
-      else if (k.rfind("optim.", 0) == 0) osd.insert(k.substr(6), t.to(device));
-    }
-    model.load_state_dict(msd);
-    optim::OptimizerState os{osd, meta.at("optimizer").get<optim::ScalarState>()};
-    opt.load_state_dict(os);
-    sched.load_state_dict(meta.at("scheduler").get<optim::ScalarState>());
-    const json& l = meta.at("loader");
-    loader.load_state({l.at("epoch").get<int64_t>(), l.at("batch").get<int64_t>(), l.at("seed").get<uint64_t>()});
-    default_generator().set_state({meta.at("rng").at("seed").get<uint64_t>(), meta.at("rng").at("offset").get<uint64_t>()});
-    st.epoch = meta.at("epoch").get<int64_t>();
-    st.iteration = meta.at("iteration").get<int64_t>();
-    st.best_acc = meta.at("best_acc").get<double>();
-    st.best_epoch = meta.at("best_epoch").get<int64_t>();
-    const json& s = meta.at("epoch_sums");
-    sums.seen = s.at("seen").get<int64_t>();
-    if (sums.seen > 0) {
-      sums.loss = scalar_tensor(s.at("loss").get<double>(), {.dtype = DType::f64, .device = device});
-      sums.correct = scalar_tensor(double(s.at("correct").get<int64_t>()), {.dtype = DType::i64, .device = device});
-    }
-  } catch (const json::exception& e) {
-    EMBER_THROW("--resume ", path, ": corrupt checkpoint metadata: ", e.what());
-  }
-}
-
-void append_line(const std::string& path, const std::string& line) {
-  std::ofstream f(path, std::ios::app);
-  EMBER_CHECK(f.good(), "cannot write ", path);
-  f << line << "\n";
-}
-
-optim::SchedulerConfig scheduler_config(const TrainConfig& cfg) {
+/// The schedule of the flags. Lengths are given in epochs; with --sched-unit iteration the
+/// scheduler steps every iteration and they are converted to iterations.
+optim::SchedulerConfig scheduler_config(const TrainConfig& cfg, int64_t iters_per_epoch) {
+  const int64_t k = cfg.sched_unit == "iteration" ? std::max<int64_t>(1, iters_per_epoch) : 1;
   optim::SchedulerConfig s;
   s.kind = cfg.scheduler;
-  s.total_steps = cfg.epochs;  // stepped once per epoch, as the reference scripts
-  s.warmup_steps = cfg.warmup_epochs;
-  s.step_size = std::max<int64_t>(1, cfg.epochs / 3);
+  s.total_steps = cfg.epochs * k;
+  s.warmup_steps = cfg.warmup_epochs * k;
+  s.step_size = (cfg.step_size > 0 ? cfg.step_size : std::max<int64_t>(1, cfg.epochs / 3)) * k;
+  s.gamma = cfg.gamma;
+  for (int64_t m : parse_milestones(cfg.milestones)) s.milestones.push_back(m * k);
   return s;
 }
+
+/// --crash-iteration N: stops the run right after iteration N (after that iteration's
+/// checkpoint), so that tests can resume it.
+class CrashHook : public train::Hook {
+ public:
+  explicit CrashHook(int64_t at) : at_(at) {}
+  std::string name() const override { return "CrashHook"; }
+  int priority() const override { return 100; }  // after the checkpoints
+  void after_iteration(train::Trainer& t) override {
+    if (t.state().iteration == at_) t.state().request_stop("as asked by --crash-iteration", "crash-iteration");
+  }
+
+ private:
+  int64_t at_;
+};
+
+Tensor classification_loss(const Tensor& logits, const Tensor& labels) { return cross_entropy(logits, labels); }
 
 int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
                       const std::function<Datasets(const TrainConfig&)>& make_datasets) {
@@ -209,17 +81,19 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   const int world = pg.world_size();
   Device device = resolve_device(cfg.device, pg);
   if (!evaluating && main_rank) fs::create_directories(cfg.out);
-  auto log = make_logger(evaluating || !main_rank ? "" : (fs::path(cfg.out) / "train.log").string(), !main_rank);
+  auto log = std::make_shared<train::Logger>(
+      evaluating || !main_rank ? "" : (fs::path(cfg.out) / "train.log").string(), !main_rank);
   if (!evaluating && main_rank) {
     std::ofstream(fs::path(cfg.out) / "args.yaml") << config_to_yaml(cfg);
-    log->info("{} {} on {} | out {}", app_name, cfg.model, device.str(), cfg.out);
+    log->info(app_name + " " + cfg.model + " on " + device.str() + " | out " + cfg.out);
   }
   if (world > 1)
-    log->info("data parallel: {} processes, batch {} per process, effective batch {}; gradients in {} MB buckets{}",
-              world, cfg.batch_size, cfg.batch_size * world, cfg.bucket_mb,
-              cfg.grad_compression == "fp16" ? ", sent as fp16" : "");
+    log->info(train::strf("data parallel: %d processes, batch %lld per process, effective batch %lld; gradients in "
+                          "%g MB buckets%s",
+                          world, (long long)cfg.batch_size, (long long)(cfg.batch_size * world), cfg.bucket_mb,
+                          cfg.grad_compression == "fp16" ? ", sent as fp16" : ""));
   else if (cfg.grad_compression != "none")
-    log->info("--grad-compression {} has no effect in a single process", cfg.grad_compression);
+    log->info("--grad-compression " + cfg.grad_compression + " has no effect in a single process");
   manual_seed(cfg.seed);
 
   Datasets ds = make_datasets(cfg);
@@ -229,13 +103,13 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   nn::ModulePtr model = nn::make_model(cfg.model);
   model->to(device);
 
-  data::DataLoader test_loader(ds.test, {.batch_size = cfg.test_batch_size, .num_workers = int(cfg.workers),
-                                         .device = device},
-                               std::make_shared<dist::ShardSampler>(ds.test->size(), pg.rank(), world));
+  auto test_loader = std::make_shared<data::DataLoader>(
+      ds.test, data::DataLoaderOptions{.batch_size = cfg.test_batch_size, .num_workers = int(cfg.workers), .device = device},
+      std::make_shared<dist::ShardSampler>(ds.test->size(), pg.rank(), world));
   if (evaluating) {
     SafetensorsFile f = load_safetensors(cfg.evaluate);
     model->load_state_dict(nn::StateDict(f.tensors));
-    EvalResult r = evaluate(*model, test_loader, pg);
+    train::EvalResult r = train::evaluate(*model, classification_loss, *test_loader, &pg);
     if (main_rank)
       std::printf("%s\n", json{{"test_loss", r.loss}, {"test_acc", r.acc}, {"test_samples", r.count}}.dump().c_str());
     return 0;
@@ -243,120 +117,34 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
 
   // Rank r's shard of each epoch's permutation (in a world of one: all of it, in the order
   // RandomSampler(seed) would give).
-  data::DataLoader train_loader(ds.train, {.batch_size = cfg.batch_size, .seed = cfg.seed,
-                                           .num_workers = int(cfg.workers), .device = device},
-                                std::make_shared<data::DistributedSampler>(ds.train->size(), pg.rank(), world,
-                                                                           /*shuffle=*/true, cfg.seed));
-  optim::SGD opt(model->parameters(), {.lr = cfg.lr, .momentum = cfg.momentum,
-                                       .weight_decay = cfg.weight_decay, .nesterov = cfg.nesterov});
-  std::shared_ptr<optim::LRScheduler> sched = optim::make_scheduler(opt, scheduler_config(cfg));
-  log->info("{} parameters; {} training / {} test samples; batch {}, {} iterations per epoch",
-            model->num_parameters(), ds.train->size(), ds.test->size(), cfg.batch_size,
-            train_loader.num_batches());
+  auto train_loader = std::make_shared<data::DataLoader>(
+      ds.train, data::DataLoaderOptions{.batch_size = cfg.batch_size, .seed = cfg.seed, .num_workers = int(cfg.workers),
+                                        .device = device},
+      std::make_shared<data::DistributedSampler>(ds.train->size(), pg.rank(), world, /*shuffle=*/true, cfg.seed));
+  auto opt = std::make_shared<optim::SGD>(model->parameters(),
+                                          optim::SGDOptions{.lr = cfg.lr, .momentum = cfg.momentum,
+                                                            .weight_decay = cfg.weight_decay, .nesterov = cfg.nesterov});
+  std::shared_ptr<optim::LRScheduler> sched =
+      optim::make_scheduler(*opt, scheduler_config(cfg, train_loader->num_batches()));
 
-  RunState st;
-  EpochSums sums;
-  bool mid_epoch = false;
-  if (!cfg.resume.empty()) {
-    // Every rank reads the checkpoint (on a shared file system, or copied to each node).
-    load_checkpoint(cfg.resume, cfg.model, *model, opt, *sched, train_loader, st, sums, device);
-    if (!main_rank) sums = EpochSums();  // rank 0 carries the global sums
-    mid_epoch = train_loader.state().batch > 0;
-    log->info("resumed from {}: epoch {}, iteration {}{}", cfg.resume, st.epoch + 1, st.iteration,
-              mid_epoch ? " (mid-epoch)" : "");
-  }
-
-  const std::string metrics_path = (fs::path(cfg.out) / "metrics.jsonl").string();
-  const std::string last_path = (fs::path(cfg.out) / "last.ckpt").string();
-  const std::string best_path = (fs::path(cfg.out) / "best.safetensors").string();
-  auto checkpoint = [&] {
-    EpochSums global = sums.global(pg);
-    if (main_rank) save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, st, global);
-  };
-  // Data parallel: DDP broadcasts rank 0's weights now and averages gradients in backward.
-  std::unique_ptr<dist::DDP> ddp;
-  if (world > 1)
-    ddp = std::make_unique<dist::DDP>(model, dist::DDPOptions{
-                                                 .bucket_mb = cfg.bucket_mb,
-                                                 .compression = dist::parse_grad_compression(cfg.grad_compression)});
-
-  for (; st.epoch < cfg.epochs; ++st.epoch) {
-    auto t0 = std::chrono::steady_clock::now();
-    if (!mid_epoch) {
-      train_loader.set_epoch(st.epoch);
-      sums = EpochSums();
-    }
-    mid_epoch = false;
-    model->train();
-    double lr = opt.lr();
-    Progress progress(log, st.epoch + 1, cfg.epochs, train_loader.num_batches(), cfg.log_interval, main_rank);
-    while (auto b = train_loader.next()) {
-      Tensor logits = ddp ? (*ddp)(b->images) : (*model)(b->images);
-      Tensor loss = cross_entropy(logits, b->labels);
-      if (ddp) ddp->zero_grad();  // keeps the gradients as views of the buckets
-      else model->zero_grad();
-      loss.backward();
-      if (ddp) ddp->finish();
-      opt.step();
-      ++st.iteration;
-      {
-        NoGradGuard no_grad;
-        Tensor l = loss.detach().to(DType::f64) * double(b->size());
-        Tensor c = sum(eq(argmax(logits.detach(), 1), b->labels));
-        sums.loss = sums.loss.defined() ? sums.loss + l : l;
-        sums.correct = sums.correct.defined() ? sums.correct + c : c;
-      }
-      sums.seen += b->size();
-      int64_t it_in_epoch = train_loader.state().batch;
-      if (it_in_epoch == 0) it_in_epoch = train_loader.num_batches();
-      progress.tick(it_in_epoch, int64_t(b->size()) * world);  // images over all ranks
-      if (it_in_epoch % cfg.log_interval == 0 || it_in_epoch == train_loader.num_batches()) {
-        // This rank's running loss and accuracy.
-        progress.update(it_in_epoch, sums.loss_value() / double(sums.seen),
-                        double(sums.correct_value()) / double(sums.seen));
-      }
-      if (cfg.save_every > 0 && st.iteration % cfg.save_every == 0) checkpoint();
-      if (st.iteration == cfg.crash_iteration) {
-        progress.finish();
-        log->warn("stopping after iteration {} as asked by --crash-iteration", st.iteration);
-        return 3;
-      }
-    }
-    progress.finish();
-    double train_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EvalResult test = evaluate(*model, test_loader, pg);
-    sums = sums.global(pg);
-    sched->step();
-    double epoch_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double train_loss = sums.seen ? sums.loss_value() / double(sums.seen) : 0.0;
-    double train_acc = sums.seen ? 100.0 * double(sums.correct_value()) / double(sums.seen) : 0.0;
-    log->info("epoch {}/{}: train loss {:.4f} acc {:.2f}% | test loss {:.4f} acc {:.2f}% | lr {:.5g} | {:.1f}s, {:.0f} img/s",
-              st.epoch + 1, cfg.epochs, train_loss, train_acc, test.loss, test.acc, lr, epoch_secs,
-              double(sums.seen) / train_secs);
-    if (main_rank)
-      append_line(metrics_path, json{{"epoch", st.epoch + 1}, {"train_loss", train_loss}, {"train_acc", train_acc},
-                                     {"test_loss", test.loss}, {"test_acc", test.acc}, {"lr", lr},
-                                     {"epoch_seconds", epoch_secs},
-                                     {"train_images_per_second", double(sums.seen) / train_secs},
-                                     {"train_samples", sums.seen}, {"test_samples", test.count},
-                                     {"world_size", world}}
-                                    .dump());
-    if (test.acc > st.best_acc) {
-      st.best_acc = test.acc;
-      st.best_epoch = st.epoch + 1;
-      if (main_rank) {
-        save_safetensors(best_path, model->state_dict().items(),
-                         {{"epoch", std::to_string(st.epoch + 1)}, {"test_acc", std::to_string(test.acc)}});
-        log->info("saved the best model so far ({:.2f}%) to {}", test.acc, best_path);
-      }
-    }
-    sums = EpochSums();
-    RunState next = st;
-    ++next.epoch;
-    if (main_rank) save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, next, sums);
-  }
-  log->info("best test accuracy {:.2f}% (epoch {})", st.best_acc, st.best_epoch);
-  return 0;
+  train::TrainerOptions to;
+  to.epochs = cfg.epochs;
+  to.out = cfg.out;
+  to.log_interval = cfg.log_interval;
+  to.save_every = cfg.save_every;
+  to.keep_checkpoints = cfg.keep_checkpoints;
+  to.resume = cfg.resume;
+  to.model_name = cfg.model;
+  to.sched_unit = cfg.sched_unit;
+  to.tensorboard = cfg.no_tensorboard ? "" : (cfg.tensorboard.empty() ? (fs::path(cfg.out) / "tb").string() : cfg.tensorboard);
+  to.image_every = cfg.image_every;
+  to.image_count = cfg.image_count;
+  to.ddp = dist::DDPOptions{.bucket_mb = cfg.bucket_mb, .compression = dist::parse_grad_compression(cfg.grad_compression)};
+  to.logger = log;
+  train::Trainer trainer(model, classification_loss, opt, sched, train_loader, test_loader, to);
+  if (cfg.crash_iteration >= 0) trainer.register_hook(std::make_shared<CrashHook>(cfg.crash_iteration));
+  train::FitResult r = trainer.fit();
+  return r.stopped && r.stopped_by == "crash-iteration" ? 3 : 0;
 }
 
 }  // namespace
@@ -375,17 +163,12 @@ std::string resolve_data_dir(const TrainConfig& cfg, const std::string& name) {
               "` or pass --data DIR");
 }
 
-int run_classifier_app(int argc, char** argv, const std::string& app_name, TrainConfig defaults,
+int run_classifier_app(int argc, char** argv, const AppSpec& spec,
                        const std::function<Datasets(const TrainConfig&)>& make_datasets) {
-  TrainConfig cfg = defaults;
+  const std::string& app_name = spec.name;
+  TrainConfig cfg = spec.defaults;
   try {
-    if (!parse_config(argc, argv, app_name, cfg)) return 0;
-    const auto names = nn::model_names();
-    if (std::find(names.begin(), names.end(), cfg.model) == names.end()) {
-      std::string list;
-      for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
-      throw UsageError("--model " + cfg.model + ": unknown model (expected one of " + list + ")");
-    }
+    if (!parse_config(argc, argv, spec, cfg)) return 0;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: error: %s\n(run `%s --help` for the options)\n", app_name.c_str(), e.what(),
                  app_name.c_str());

@@ -1,6 +1,6 @@
 #pragma once
-// The classification training loop shared by the mnist and cifar apps: train/test epochs,
-// logging, metrics.jsonl, best-model saving, checkpoints and exact resume, evaluation.
+// What the mnist and cifar apps share beyond their datasets: flags (config.h), the device,
+// the data folder, and building the train::Trainer (train/trainer.h) with their hooks.
 #include <functional>
 #include <memory>
 #include <string>
@@ -14,10 +14,10 @@ struct Datasets {
   std::shared_ptr<const data::Dataset> train, test;
 };
 
-/// Runs an app: parses flags over `defaults`, builds the datasets with `make_datasets`,
+/// Runs an app: parses flags over `spec.defaults`, builds the datasets with `make_datasets`,
 /// and trains or evaluates. Returns the process exit status: 0 success, 1 runtime error,
 /// 2 usage error, 3 stopped by --crash-iteration.
-int run_classifier_app(int argc, char** argv, const std::string& app_name, TrainConfig defaults,
+int run_classifier_app(int argc, char** argv, const AppSpec& spec,
                        const std::function<Datasets(const TrainConfig&)>& make_datasets);
 
 /// The dataset folder: `cfg.data` when given, else the first of data/<name>,

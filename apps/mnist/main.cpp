@@ -2,14 +2,18 @@
 // Everything but the dataset choice lives in apps/common (config, training loop).
 #include "apps/common/trainer.h"
 #include "data/mnist.h"
+#include "nn/models.h"
 #include "tensor/error.h"
 
 using namespace ember;
 
 int main(int argc, char** argv) {
-  app::TrainConfig defaults;  // reference script 001: lenet, SGD 0.01/0.9/5e-4, cosine, 10 epochs
-  defaults.out = "out/mnist";
-  return app::run_classifier_app(argc, argv, "mnist", defaults, [](const app::TrainConfig& cfg) {
+  app::AppSpec spec;
+  spec.name = "mnist";
+  spec.defaults.out = "out/mnist";  // reference script 001: lenet, SGD 0.01/0.9/5e-4, cosine, 10 epochs
+  spec.models = nn::model_names("1x28x28");
+  spec.datasets = {"mnist", "fashion-mnist"};
+  return app::run_classifier_app(argc, argv, spec, [](const app::TrainConfig& cfg) {
     if (cfg.dataset != "mnist" && cfg.dataset != "fashion-mnist")
       throw app::UsageError("--dataset " + cfg.dataset + ": expected mnist or fashion-mnist");
     std::string dir = app::resolve_data_dir(cfg, cfg.dataset);

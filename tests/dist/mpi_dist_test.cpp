@@ -4,7 +4,11 @@
 // ranks only their failures.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 
 #include "../dist_common.h"
 #include "../test_util.h"
@@ -296,6 +300,58 @@ TEST(DistMpi, NcclRanksEqualOneProcessOnTheFullBatch) {
                                          pg().default_device());
   expect_data_parallel_equals_full_batch("small", DType::f32, 2e-2, 2e-3,
                                          {.compression = dist::GradCompression::fp16}, pg().default_device());
+}
+
+// train::Trainer on 2 ranks: DDP keeps the weights equal, every rank's hooks see the same
+// iterations and the same (all-rank) test metrics, and rank 0 alone writes the files.
+TEST(DistMpi, TrainerKeepsRanksInStepAndRankZeroWrites) {
+  const int64_t n = 256;
+  std::vector<uint8_t> px(static_cast<size_t>(n) * 784, 0);
+  std::vector<int64_t> labels(static_cast<size_t>(n), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    labels[size_t(i)] = i % 10;
+    for (int64_t j = 0; j < 784; ++j) px[size_t(i * 784 + j)] = uint8_t((i * 31 + j * (i % 10 + 1)) % 251);
+  }
+  auto ds = std::make_shared<data::ImageTensorDataset>(from_vector(px, {n, 1, 28, 28}), from_vector(labels, {n}),
+                                                       Shape{1, 28, 28});
+  const int rank = pg().rank(), world = pg().world_size();
+  auto train_loader = std::make_shared<data::DataLoader>(
+      ds, data::DataLoaderOptions{.batch_size = 16, .seed = 1},
+      std::make_shared<data::DistributedSampler>(n, rank, world, true, 1));
+  auto test_loader = std::make_shared<data::DataLoader>(ds, data::DataLoaderOptions{.batch_size = 50},
+                                                        std::make_shared<dist::ShardSampler>(n, rank, world));
+  // A different seed per rank: DDP must broadcast rank 0's initial weights.
+  nn::ModulePtr model = test::make_net("small", 10 + uint64_t(rank), DType::f32);
+  auto opt = std::make_shared<optim::SGD>(model->parameters(), test::sgd_options());
+  struct Count : train::Hook {
+    std::string name() const override { return "Count"; }
+    void after_iteration(train::Trainer& t) override { last = t.state().iteration; }
+    void after_epoch(train::Trainer& t) override { acc.push_back(t.state().metrics.get("test_acc")); }
+    int64_t last = 0;
+    std::vector<double> acc;
+  };
+  // One folder name for all ranks (rank 0's pid), so that a rank > 0 writing would show.
+  std::vector<double> pid = dist::allreduce_sum(pg(), {rank == 0 ? double(::getpid()) : 0.0});
+  std::string out = "/tmp/ember_dist_trainer_" + std::to_string(int64_t(pid[0]));
+  train::Trainer trainer(model, [](const Tensor& o, const Tensor& y) { return cross_entropy(o, y); }, opt, nullptr,
+                         train_loader, test_loader, {.epochs = 2, .out = out, .save_every = 5, .progress = false});
+  auto count = std::make_shared<Count>();
+  trainer.register_hook(count);
+  trainer.fit();
+  EXPECT_EQ(count->last, 2 * (n / world / 16));
+  for (const Tensor& p : model->parameters()) EXPECT_TRUE(same_on_all_ranks(p));
+  ASSERT_EQ(count->acc.size(), 2u);
+  EXPECT_TRUE(same_on_all_ranks(from_vector(count->acc)));
+  pg().barrier();
+  if (rank == 0) {
+    EXPECT_TRUE(std::filesystem::exists(out + "/last.ckpt"));
+    std::ifstream f(out + "/metrics.jsonl");
+    std::string line;
+    int rows = 0;
+    while (std::getline(f, line)) ++rows;
+    EXPECT_EQ(rows, 2);  // one writer
+    std::filesystem::remove_all(out);
+  }
 }
 
 }  // namespace
