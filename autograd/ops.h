@@ -156,8 +156,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 /// equal the CPU's bit for bit, and cuDNN convolutions use deterministic algorithms
 /// chosen by cuDNN's heuristics, without timing. On the CPU, results repeat from run to run
 /// anyway; deterministic mode also makes them independent of the thread count (convolution
-/// weight and bias gradients summed over fixed blocks of images; long sums are always
-/// chunked by length alone), so 1 and N threads give the same bits.
+/// weight and bias gradients summed over fixed blocks of images, OpenBLAS on one thread; long
+/// sums are always chunked by length alone), so 1 and N threads give the same bits.
 void set_deterministic(bool on);
 bool deterministic();
 

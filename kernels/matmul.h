@@ -28,6 +28,10 @@ namespace ember::cpu {
 /// OpenBLAS for f32/f64; f16/bf16 convert to f32, multiply, convert back.
 void gemm_strided_batched(DType dtype, const void* a, const void* b, void* c,
                           const GemmParams& p);
+/// OpenBLAS's rounding depends on its own thread count (which follows OMP_NUM_THREADS), so
+/// deterministic mode runs it on one thread (`on`), or gives it back the count it started
+/// with. ember's own threads are not affected.
+void set_blas_single_threaded(bool on);
 }  // namespace ember::cpu
 
 #if EMBER_WITH_CUDA

@@ -76,6 +76,35 @@ TEST(MnistApp, ShortRunLearnsAndWritesItsFiles) {
   ASSERT_EQ(e.status, 0) << e.output;
   json ev = json::parse(e.output.substr(e.output.find('{')));
   EXPECT_DOUBLE_EQ(ev["test_acc"].get<double>(), best);
+  // --evaluate also takes the training checkpoint (its model part): the last epoch's figures.
+  test::CommandResult c = run("--evaluate " + (out / "last.ckpt").string() + " --data " + mnist_dir() +
+                              " --limit-test 1000 --device cpu");
+  ASSERT_EQ(c.status, 0) << c.output;
+  json cv = json::parse(c.output.substr(c.output.find('{')));
+  EXPECT_DOUBLE_EQ(cv["test_acc"].get<double>(), m[1]["test_acc"].get<double>());
+  EXPECT_NEAR(cv["test_loss"].get<double>(), m[1]["test_loss"].get<double>(), 1e-9);
+}
+
+// --deterministic: the same run at 1 and at 2 OpenMP threads ends with the same weights,
+// bit for bit (Note [Thread-count-independent sums]).
+TEST(MnistApp, DeterministicRunsAgreeBitwiseAtOneAndTwoThreads) {
+  REQUIRE_MNIST();
+  std::vector<SafetensorsFile> w;
+  for (int threads : {1, 2}) {
+    fs::path out = scratch("det" + std::to_string(threads));
+    test::CommandResult r = test::run_command("OMP_NUM_THREADS=" + std::to_string(threads) + " " +
+                                              std::string(EMBER_BINARY_DIR) + "/apps/mnist " + common(out) +
+                                              "--deterministic --epochs 1 --limit-train 512 --limit-test 100 "
+                                              "--batch-size 64 --no-tensorboard");
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_NE(r.output.find("deterministic:"), std::string::npos) << r.output;
+    w.push_back(load_safetensors((out / "last.ckpt").string()));
+  }
+  ASSERT_EQ(w[0].tensors.size(), w[1].tensors.size());
+  for (const auto& [k, t] : w[0].tensors) {
+    if (k.rfind("model.", 0) != 0) continue;
+    EXPECT_EQ(w[1].at(k).to_vector<double>(), t.to_vector<double>()) << k;
+  }
 }
 
 TEST(MnistApp, ResumeEqualsUninterruptedBitForBit) {

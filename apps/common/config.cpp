@@ -48,7 +48,10 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const 
       ->capture_default_str()->check(CLI::IsMember({"epoch", "iteration"}));
   app.add_option("--device", c.device, "auto | cpu | cuda | cuda:N")->capture_default_str();
   app.add_option("--seed", c.seed)->capture_default_str();
-  app.add_flag("--deterministic", c.deterministic, "deterministic algorithms (bitwise-reproducible on CPU)");
+  app.add_flag("--deterministic", c.deterministic,
+               "bitwise-repeatable runs: deterministic cuDNN algorithms chosen without timing, no atomics in "
+               "scatter-add, CPU sums independent of the thread count");
+  app.add_flag("--sync-bn", c.sync_bn, "data parallel: BatchNorm statistics over the whole batch of all processes");
   app.add_option("--workers", c.workers, "data loader prefetch threads")->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_option("--out", c.out, "output folder: train.log, metrics.jsonl, best.safetensors, last.ckpt")
@@ -56,7 +59,7 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const 
   app.add_option("--log-interval", c.log_interval, "iterations between log lines")->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--resume", c.resume, "continue training from this checkpoint");
-  app.add_option("--evaluate", c.evaluate, "test these weights (.safetensors) and exit");
+  app.add_option("--evaluate", c.evaluate, "test these weights (.safetensors, or a training checkpoint) and exit");
   app.add_option("--save-every", c.save_every, "also checkpoint every N iterations")->check(CLI::NonNegativeNumber);
   app.add_option("--keep-checkpoints", c.keep_checkpoints,
                  "also keep the last K checkpoints as OUT/checkpoint_<iteration>.ckpt (0: only last.ckpt)")
@@ -213,6 +216,7 @@ std::string config_to_yaml(const TrainConfig& c) {
   kv("device", c.device);
   kv("seed", c.seed);
   kv("deterministic", c.deterministic);
+  kv("sync-bn", c.sync_bn);
   kv("workers", c.workers);
   kv("out", c.out);
   kv("log-interval", c.log_interval);

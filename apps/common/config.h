@@ -32,6 +32,7 @@ struct TrainConfig {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   uint64_t seed = 1;
   bool deterministic = false;
+  bool sync_bn = false;          // BatchNorm statistics over every process (data parallel)
   int64_t workers = 2;
   std::string out = "out/mnist";
   int64_t log_interval = 100;

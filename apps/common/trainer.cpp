@@ -95,6 +95,10 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   else if (cfg.grad_compression != "none")
     log->info("--grad-compression " + cfg.grad_compression + " has no effect in a single process");
   manual_seed(cfg.seed);
+  set_deterministic(cfg.deterministic);
+  if (cfg.deterministic)
+    log->info("deterministic: cuDNN algorithms deterministic and chosen without timing, scatter-add without atomics, "
+              "CPU convolution gradients and long sums independent of the thread count");
 
   Datasets ds = make_datasets(cfg);
   if (cfg.limit_train > 0) ds.train = data::Subset::head(ds.train, cfg.limit_train);
@@ -102,13 +106,28 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
 
   nn::ModulePtr model = nn::make_model(cfg.model);
   model->to(device);
+  if (cfg.sync_bn) {
+    int n = dist::convert_sync_batchnorm(*model, &pg);
+    if (n == 0) log->info("--sync-bn: " + cfg.model + " has no BatchNorm layers");
+    else if (world > 1) log->info(train::strf("--sync-bn: %d BatchNorm layers use the statistics of all %d processes", n, world));
+    else log->info("--sync-bn has no effect in a single process");
+  }
 
   auto test_loader = std::make_shared<data::DataLoader>(
       ds.test, data::DataLoaderOptions{.batch_size = cfg.test_batch_size, .num_workers = int(cfg.workers), .device = device},
       std::make_shared<dist::ShardSampler>(ds.test->size(), pg.rank(), world));
   if (evaluating) {
+    // Plain weights (best.safetensors), or the model part of a training checkpoint
+    // (last.ckpt: "model."-prefixed tensors beside the optimizer's, metadata "ember").
     SafetensorsFile f = load_safetensors(cfg.evaluate);
-    model->load_state_dict(nn::StateDict(f.tensors));
+    nn::StateDict weights;
+    if (f.metadata.count("ember")) {
+      for (const auto& [k, t] : f.tensors)
+        if (k.rfind("model.", 0) == 0) weights.insert(k.substr(6), t);
+    } else {
+      weights = nn::StateDict(f.tensors);
+    }
+    model->load_state_dict(weights);
     train::EvalResult r = train::evaluate(*model, classification_loss, *test_loader, &pg);
     if (main_rank)
       std::printf("%s\n", json{{"test_loss", r.loss}, {"test_acc", r.acc}, {"test_samples", r.count}}.dump().c_str());

@@ -5,6 +5,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/conv.h"
+#include "kernels/matmul.h"
 #include "tensor/layout.h"
 #if EMBER_WITH_CUDA
 #include "tensor/cuda/stream.h"
@@ -15,7 +16,10 @@ namespace ember {
 namespace {
 std::atomic<bool> g_deterministic{false};
 }  // namespace
-void set_deterministic(bool on) { g_deterministic = on; }
+void set_deterministic(bool on) {
+  g_deterministic = on;
+  cpu::set_blas_single_threaded(on);
+}
 bool deterministic() { return g_deterministic; }
 
 namespace cudnn {

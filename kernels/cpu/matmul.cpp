@@ -10,6 +10,11 @@
 
 namespace ember::cpu {
 
+void set_blas_single_threaded(bool on) {
+  static const int initial = openblas_get_num_threads();
+  openblas_set_num_threads(on ? 1 : initial);
+}
+
 namespace {
 
 // Below this many multiply-adds per GEMM, OpenBLAS runs single-threaded anyway, so the
