@@ -18,6 +18,7 @@ void reset_peak_memory_stats(int) { EMBER_THROW(kNoCuda); }
 void empty_cache(int) { EMBER_THROW(kNoCuda); }
 void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }
+LibraryVersions library_versions() { return {}; }
 
 }  // namespace ember::cuda
 #endif
