@@ -40,6 +40,16 @@ if(NOT EMBER_CUDA STREQUAL "OFF")
     set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
     set(CMAKE_CUDA_STANDARD 20)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    # CMake 3.25.1's FindCUDAToolkit (Debian 12's) sets a property on CUDA::nvToolsExt without
+    # checking that the target exists, and CUDA 13 has no libnvToolsExt (NVTX 3 is header-only):
+    # configure stops. An empty stand-in target lets it pass; nothing links it.
+    if(CMAKE_VERSION VERSION_LESS 3.26 AND NOT TARGET CUDA::nvToolsExt)
+      get_filename_component(_ember_cuda_bin "${CMAKE_CUDA_COMPILER}" DIRECTORY)
+      find_library(_ember_nvtoolsext nvToolsExt HINTS "${_ember_cuda_bin}/../lib64" "${_ember_cuda_bin}/../lib" NO_DEFAULT_PATH)
+      if(NOT _ember_nvtoolsext)
+        add_library(CUDA::nvToolsExt INTERFACE IMPORTED)
+      endif()
+    endif()
     find_package(CUDAToolkit REQUIRED)
     set(EMBER_WITH_CUDA ON)
   elseif(EMBER_CUDA STREQUAL "ON")
