@@ -65,7 +65,7 @@ while [ $# -gt 0 ]; do
     --no-full-suite) RUN_FULL=0 ;;   # the default now; kept for old command lines
     --keep-build) KEEP_BUILD=1 ;;
     --fake-gpu) FAKE_GPU=1 KEEP_BUILD=1 ;;
-    -h|--help) sed -n '2,48p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^# Exit status/p' "$0"; exit 0 ;;
     *) echo "gpu_check: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
