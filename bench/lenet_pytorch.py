@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""One LeNet training epoch on MNIST in PyTorch (CPU), the reference for bench/lenet_vs_pytorch.sh.
+"""One LeNet training epoch on MNIST in PyTorch, the reference for bench/lenet_vs_pytorch.sh (CPU)
+and scripts/gpu_check.sh (GPU: `lenet_pytorch.py DATA THREADS LIMIT cuda`).
 
 Same model, optimizer (SGD lr 0.01, momentum 0.9, weight decay 5e-4), batch size (64) and
 normalization as `build/apps/mnist`; data read from the idx files, shuffled once. Prints one
-JSON line with the training time of the epoch (data already in memory, as in ember)."""
+JSON line with the training time of the epoch (data already in memory, as in ember; on a GPU
+the whole set is copied to the device first and the clock stops after a synchronize)."""
 import gzip, json, os, sys, time
 
 import numpy as np
@@ -47,6 +49,7 @@ class LeNet(nn.Module):
 def main():
     data_dir, threads = sys.argv[1], int(sys.argv[2])
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    device = torch.device(sys.argv[4] if len(sys.argv) > 4 else "cpu")
     torch.set_num_threads(threads)
     torch.manual_seed(1)
     x = read_idx(find(data_dir, "train-images-idx3-ubyte")).astype(np.float32) / 255.0
@@ -55,10 +58,13 @@ def main():
         x, y = x[:limit], y[:limit]
     x = torch.from_numpy((x - 0.1307) / 0.3081).unsqueeze(1)
     y = torch.from_numpy(y)
-    model = LeNet()
+    x, y = x.to(device), y.to(device)
+    model = LeNet().to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    perm = torch.randperm(len(y))
+    perm = torch.randperm(len(y)).to(device)
     model.train()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for i in range(0, len(y), 64):
         idx = perm[i:i + 64]
@@ -66,8 +72,10 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     secs = time.perf_counter() - t0
-    print(json.dumps({"framework": "pytorch " + torch.__version__, "threads": threads,
+    print(json.dumps({"framework": "pytorch " + torch.__version__, "threads": threads, "device": str(device),
                       "images": len(y), "train_seconds": secs, "images_per_second": len(y) / secs,
                       "final_loss": loss.item()}))
 

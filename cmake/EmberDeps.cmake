@@ -49,6 +49,16 @@ if(NOT EMBER_CUDA STREQUAL "OFF")
     set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION "-std=c++20")
     set(CMAKE_CUDA_STANDARD 20)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    # CMake 3.25.1's FindCUDAToolkit (Debian 12's) sets a property on CUDA::nvToolsExt without
+    # checking that the target exists, and CUDA 13 has no libnvToolsExt (NVTX 3 is header-only):
+    # configure stops. An empty stand-in target lets it pass; nothing links it.
+    if(CMAKE_VERSION VERSION_LESS 3.26 AND NOT TARGET CUDA::nvToolsExt)
+      get_filename_component(_ember_cuda_bin "${CMAKE_CUDA_COMPILER}" DIRECTORY)
+      find_library(_ember_nvtoolsext nvToolsExt HINTS "${_ember_cuda_bin}/../lib64" "${_ember_cuda_bin}/../lib" NO_DEFAULT_PATH)
+      if(NOT _ember_nvtoolsext)
+        add_library(CUDA::nvToolsExt INTERFACE IMPORTED)
+      endif()
+    endif()
     find_package(CUDAToolkit REQUIRED)
     set(EMBER_WITH_CUDA ON)
   elseif(EMBER_CUDA STREQUAL "ON")
@@ -56,30 +66,54 @@ if(NOT EMBER_CUDA STREQUAL "OFF")
   endif()
 endif()
 
+# ---- cuDNN and NCCL outside the toolkit: EMBER_CUDNN_ROOT / EMBER_NCCL_ROOT (cache variables
+# or environment) name a folder with include/ and lib/ (or lib64/), e.g. the nvidia/cudnn and
+# nvidia/nccl folders of the nvidia-cudnn-cu13 / nvidia-nccl-cu13 Python wheels, which ship only
+# versioned libraries (libcudnn.so.9, libnccl.so.2): those names are looked for too, after
+# the unversioned ones. Empty (the default): the toolkit's folders, as before.
+# EMBER_CUDNN_INCLUDE / EMBER_CUDNN_LIBRARY (and the NCCL pair) can also be set directly.
+foreach(_dep CUDNN NCCL)
+  if(NOT DEFINED EMBER_${_dep}_ROOT AND DEFINED ENV{EMBER_${_dep}_ROOT})
+    set(EMBER_${_dep}_ROOT "$ENV{EMBER_${_dep}_ROOT}")
+  endif()
+  set(EMBER_${_dep}_ROOT "${EMBER_${_dep}_ROOT}" CACHE PATH "Folder with include/ and lib/ of ${_dep} (empty: the CUDA toolkit's)")
+  string(TOLOWER ${_dep} _dep_lower)
+  set(_ember_${_dep_lower}_lib_hints)
+  set(_ember_${_dep_lower}_inc_hints)
+  if(EMBER_${_dep}_ROOT)
+    set(_ember_${_dep_lower}_lib_hints ${EMBER_${_dep}_ROOT}/lib ${EMBER_${_dep}_ROOT}/lib64)
+    set(_ember_${_dep_lower}_inc_hints ${EMBER_${_dep}_ROOT}/include)
+  endif()
+endforeach()
+
 # ---- cuDNN
 set(EMBER_WITH_CUDNN OFF)
 if(EMBER_WITH_CUDA AND NOT EMBER_CUDNN STREQUAL "OFF")
-  find_library(EMBER_CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
-  find_path(EMBER_CUDNN_INCLUDE cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_library(EMBER_CUDNN_LIBRARY NAMES cudnn libcudnn.so.9
+               HINTS ${_ember_cudnn_lib_hints} ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
+  find_path(EMBER_CUDNN_INCLUDE cudnn.h
+            HINTS ${_ember_cudnn_inc_hints} ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
   if(EMBER_CUDNN_LIBRARY AND EMBER_CUDNN_INCLUDE)
     set(EMBER_WITH_CUDNN ON)
   endif()
 endif()
 if(EMBER_CUDNN STREQUAL "ON" AND NOT EMBER_WITH_CUDNN)
-  ember_option_error(EMBER_CUDNN "cuDNN (cudnn.h, libcudnn) was not found: install cuDNN 9 for your CUDA, or build with EMBER_CUDA on")
+  ember_option_error(EMBER_CUDNN "cuDNN (cudnn.h, libcudnn) was not found (library: '${EMBER_CUDNN_LIBRARY}', header folder: '${EMBER_CUDNN_INCLUDE}'): install cuDNN 9 for your CUDA, set EMBER_CUDNN_ROOT to a folder with include/ and lib/ (e.g. the nvidia/cudnn folder of the nvidia-cudnn-cu13 wheel), or build with EMBER_CUDA on")
 endif()
 
 # ---- NCCL
 set(EMBER_WITH_NCCL OFF)
 if(EMBER_WITH_CUDA AND NOT EMBER_NCCL STREQUAL "OFF")
-  find_library(EMBER_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
-  find_path(EMBER_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  find_library(EMBER_NCCL_LIBRARY NAMES nccl libnccl.so.2
+               HINTS ${_ember_nccl_lib_hints} ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
+  find_path(EMBER_NCCL_INCLUDE nccl.h
+            HINTS ${_ember_nccl_inc_hints} ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
   if(EMBER_NCCL_LIBRARY AND EMBER_NCCL_INCLUDE)
     set(EMBER_WITH_NCCL ON)
   endif()
 endif()
 if(EMBER_NCCL STREQUAL "ON" AND NOT EMBER_WITH_NCCL)
-  ember_option_error(EMBER_NCCL "NCCL (nccl.h, libnccl) was not found: install libnccl-dev, or build with EMBER_CUDA on")
+  ember_option_error(EMBER_NCCL "NCCL (nccl.h, libnccl) was not found (library: '${EMBER_NCCL_LIBRARY}', header folder: '${EMBER_NCCL_INCLUDE}'): install libnccl-dev, set EMBER_NCCL_ROOT to a folder with include/ and lib/ (e.g. the nvidia/nccl folder of the nvidia-nccl-cu13 wheel), or build with EMBER_CUDA on")
 endif()
 
 # ---- MPI

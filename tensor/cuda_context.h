@@ -35,4 +35,18 @@ bool eager_checks();
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
+/// Versions of the CUDA libraries this build uses, as they report themselves at run time
+/// (each as its library encodes it: CUDA 13.0 is 13000, cuDNN 9.13.0 is 91300, NCCL 2.28.3
+/// is 22803); 0 where the build has no such library (EMBER_WITH_* off) or the query failed.
+/// The `*_header` fields are the versions of the headers the build was compiled against.
+/// Safe without a GPU: the driver field is then 0.
+struct LibraryVersions {
+  int runtime = 0, runtime_header = 0;  // cudaRuntimeGetVersion, CUDART_VERSION
+  int driver = 0;                       // cudaDriverGetVersion (0: no driver)
+  int cublas = 0;                       // cublasGetProperty (major*10000+minor*100+patch)
+  int cudnn = 0, cudnn_header = 0;      // cudnnGetVersion, CUDNN_VERSION
+  int nccl = 0, nccl_header = 0;        // ncclGetVersion, NCCL_VERSION_CODE
+};
+LibraryVersions library_versions();
+
 }  // namespace ember::cuda

@@ -20,6 +20,7 @@ void set_eager_checks(bool) {}
 bool eager_checks() { return false; }
 void set_allow_tf32(bool) {}
 bool allow_tf32() { return false; }
+LibraryVersions library_versions() { return {}; }
 
 }  // namespace ember::cuda
 #endif

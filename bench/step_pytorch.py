@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""One training step (forward, cross-entropy, backward, SGD) in PyTorch: the reference for
+bench_ddp's `step_plain_<model>/<device>` rows (scripts/gpu_check.sh compares the two).
+
+Usage: step_pytorch.py MODEL BATCH ITERS [DEVICE]     MODEL: lenet | resnet20
+Same models as ember's nn::make_model (LeNet; ResNet-20 of He et al. 2016 for CIFAR with
+option-A shortcuts: stride-2 subsampling and zero channel padding), SGD lr 0.01 momentum 0.9,
+random inputs and labels (as bench_ddp), one warm-up step, then ITERS timed steps, each ended
+by a synchronize. Prints one JSON line: median and mean step time, and images per second
+over the mean (as bench_ddp's images_per_s counter: iterations x batch / total time)."""
+import json, statistics, sys, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(400, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.stride, self.pad = stride, planes - in_planes
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        sc = x
+        if self.stride != 1 or self.pad > 0:  # option A
+            sc = x[:, :, ::self.stride, ::self.stride]
+            lo = self.pad // 2
+            sc = F.pad(sc, (0, 0, 0, 0, lo, self.pad - lo))
+        return F.relu(out + sc)
+
+
+class ResNet20(nn.Module):
+    def __init__(self, n=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers, in_planes = [], 16
+        for planes, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(n):
+                layers.append(BasicBlock(in_planes, planes, stride if i == 0 else 1))
+                in_planes = planes
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return self.linear(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def main():
+    model_name, batch, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    device = torch.device(sys.argv[4] if len(sys.argv) > 4 else "cpu")
+    torch.manual_seed(1)
+    model = {"lenet": LeNet, "resnet20": ResNet20}[model_name]().to(device)
+    shape = (batch, 1, 28, 28) if model_name == "lenet" else (batch, 3, 32, 32)
+    x = torch.randn(shape, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    model.train()
+
+    def step():
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up: cuDNN plans, allocator
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    print(json.dumps({"framework": "pytorch " + torch.__version__, "model": model_name,
+                      "device": str(device), "batch": batch, "iters": iters,
+                      "median_step_ms": med * 1e3, "mean_step_ms": statistics.mean(times) * 1e3,
+                      "images_per_second": batch / statistics.mean(times),
+                      "cudnn_benchmark": torch.backends.cudnn.benchmark}))
+
+
+if __name__ == "__main__":
+    main()
