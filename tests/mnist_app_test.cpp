@@ -3,6 +3,8 @@
 // the same weights as the uninterrupted one, --evaluate reproduces the logged accuracy, and
 // every bad input gets its exit status and a message.
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -151,4 +153,70 @@ TEST(MnistApp, BadInputsGiveStatusAndMessage) {
     EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
   }
+}
+
+// The reproducers of issue 15 that reach the app: out-of-range numbers and NaN on the
+// command line or in a config, checkpoint metadata with out-of-range counts, weights of the
+// wrong dtype, a FIFO where a weights file belongs. Each ends in its exit status and a
+// message, never UB, a silent success or a blocked process.
+TEST(MnistApp, ReproInputsGiveStatusAndMessage) {
+  REQUIRE_MNIST();
+  fs::path out = scratch("repro");
+  fs::create_directories(out);
+  const std::string repro = std::string(EMBER_SOURCE_DIR) + "/tests/data/repro/";
+  struct Case {
+    std::string args;
+    int status;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"--config " + repro + "cfg_epochs_huge.yaml", 2, "out of range"},
+      {"--epochs 99999999999999999999999", 2, "out of range"},
+      {"--lr nan", 2, "not a finite number"},
+      {"--lr 1e999", 2, "not a finite number"},
+      {"--momentum inf", 2, "not a finite number"},
+      {"--seed -1", 2, "not a decimal integer"},
+  };
+  // Checkpoints whose metadata is a reproducer: real LeNet weights, the fuzzed 'ember' entry.
+  auto model = nn::make_model("lenet");
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (const auto& [k, t] : model->state_dict()) weights.emplace_back("model." + k, t);
+  const std::pair<const char*, const char*> metas[] = {
+      {"ckptmeta_epoch_1e300.json", "'epoch' is 1e+300"},
+      {"ckptmeta_format_version_1e20.json", "checkpoint format version 1e+20"},
+      {"ckptmeta_last_step_1e300.json", "last_step must be an integer"},
+      {"ckptmeta_tmax_1e300.json", "T_max must be an integer"},
+  };
+  for (const auto& [file, message] : metas) {
+    std::ifstream f(repro + file);
+    std::string meta((std::istreambuf_iterator<char>(f)), {});
+    const std::string ckpt = (out / (std::string(file) + ".ckpt")).string();
+    save_safetensors(ckpt, weights, {{"ember", meta}});
+    cases.push_back({"--data " + mnist_dir() + " --resume " + ckpt, 1, message});
+  }
+  // Weights of the wrong dtype: i32 where the model has f32.
+  std::vector<std::pair<std::string, Tensor>> wrong;
+  for (const auto& [k, t] : model->state_dict())
+    wrong.emplace_back(k, k == "fc1.weight" ? t.to(DType::i32) : t);
+  save_safetensors((out / "i32.safetensors").string(), wrong);
+  cases.push_back({"--data " + mnist_dir() + " --evaluate " + (out / "i32.safetensors").string(), 1,
+                   "fc1.weight (expected f32, got i32)"});
+  // A FIFO as the weights file: an error at once (the old open() waited for a writer).
+  ASSERT_EQ(mkfifo((out / "fifo.safetensors").c_str(), 0600), 0);
+  cases.push_back({"--data " + mnist_dir() + " --evaluate " + (out / "fifo.safetensors").string(), 1,
+                   "not a regular file (a FIFO)"});
+  for (const Case& c : cases) {
+    test::CommandResult r = test::run_command("timeout 60 " + std::string(EMBER_BINARY_DIR) + "/apps/mnist --out " +
+                                              (out / "o").string() + " --data " + mnist_dir() +
+                                              " --epochs 1 --limit-train 64 --limit-test 64 --device cpu " + c.args);
+    EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+  }
+  // Leading zeros are decimal, not octal (CLI11 alone read 010 as 8).
+  test::CommandResult r = run(common(out / "dec") + "--epochs 1 --limit-train 64 --limit-test 64 --batch-size 010");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream args(out / "dec" / "args.yaml");
+  std::string a((std::istreambuf_iterator<char>(args)), {});
+  EXPECT_NE(a.find("batch-size: 10\n"), std::string::npos) << a;
+  fs::remove_all(out);
 }

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -142,6 +143,41 @@ void save_checkpoint(const std::string& path, const std::string& model_name, nn:
   save_safetensors(path, tensors, {{"ember", meta.dump()}});
 }
 
+/// An integer field of the checkpoint metadata, in [lo, hi]: a JSON integer, or a float that
+/// holds an integer (a converted out-of-range float would be undefined behaviour).
+int64_t meta_int(const json& j, const char* key, const std::string& path, int64_t lo,
+                 int64_t hi = int64_t(1) << 53) {
+  const json& v = j.at(key);
+  bool ok = false;
+  int64_t r = 0;
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    ok = u <= uint64_t(hi);
+    r = ok ? int64_t(u) : 0;
+  } else if (v.is_number_integer()) {
+    r = v.get<int64_t>();
+    ok = true;
+  } else if (v.is_number_float()) {
+    double d = v.get<double>();
+    ok = std::isfinite(d) && d == std::floor(d) && d >= double(lo) && d <= double(hi);
+    r = ok ? int64_t(d) : 0;
+  } else {
+    EMBER_THROW("--resume ", path, ": corrupt checkpoint metadata: '", key,
+                "' must be an integer, got ", v.dump());
+  }
+  EMBER_CHECK(ok && r >= lo && r <= hi, "--resume ", path, ": corrupt checkpoint metadata: '", key,
+              "' is ", v.dump(), ", expected an integer in [", lo, ", ", hi, "]");
+  return r;
+}
+
+uint64_t meta_uint(const json& j, const char* key, const std::string& path) {
+  const json& v = j.at(key);
+  EMBER_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), "--resume ",
+              path, ": corrupt checkpoint metadata: '", key, "' must be a non-negative integer, got ",
+              v.dump());
+  return v.get<uint64_t>();
+}
+
 void load_checkpoint(const std::string& path, const std::string& model_name, nn::Module& model,
                      optim::Optimizer& opt, optim::LRScheduler& sched, data::DataLoader& loader,
                      RunState& st, EpochSums& sums, Device device) {
@@ -153,9 +189,9 @@ void load_checkpoint(const std::string& path, const std::string& model_name, nn:
   json meta;
   try {
     meta = json::parse(it->second);
-    EMBER_CHECK(meta.at("format_version").get<int>() == kCheckpointVersion, "--resume ", path,
-                ": checkpoint format version ", meta.at("format_version").get<int>(), ", this build reads ",
-                kCheckpointVersion);
+    const json& fv = meta.at("format_version");
+    EMBER_CHECK(fv.is_number_integer() && fv.get<int64_t>() == kCheckpointVersion, "--resume ", path,
+                ": checkpoint format version ", fv.dump(), ", this build reads ", kCheckpointVersion);
     EMBER_CHECK(meta.at("model").get<std::string>() == model_name, "--resume ", path,
                 ": the checkpoint is of model '", meta.at("model").get<std::string>(), "' but --model is '",
                 model_name, "'");
@@ -168,18 +204,32 @@ void load_checkpoint(const std::string& path, const std::string& model_name, nn:
     optim::OptimizerState os{osd, meta.at("optimizer").get<optim::ScalarState>()};
     opt.load_state_dict(os);
     sched.load_state_dict(meta.at("scheduler").get<optim::ScalarState>());
+    // Every number is range-checked before it is converted (Note [Exact resume]).
     const json& l = meta.at("loader");
-    loader.load_state({l.at("epoch").get<int64_t>(), l.at("batch").get<int64_t>(), l.at("seed").get<uint64_t>()});
-    default_generator().set_state({meta.at("rng").at("seed").get<uint64_t>(), meta.at("rng").at("offset").get<uint64_t>()});
-    st.epoch = meta.at("epoch").get<int64_t>();
-    st.iteration = meta.at("iteration").get<int64_t>();
-    st.best_acc = meta.at("best_acc").get<double>();
-    st.best_epoch = meta.at("best_epoch").get<int64_t>();
+    const int64_t l_epoch = meta_int(l, "epoch", path, 0), l_batch = meta_int(l, "batch", path, 0);
+    const uint64_t l_seed = meta_uint(l, "seed", path);
+    const json& rng = meta.at("rng");
+    const uint64_t rng_seed = meta_uint(rng, "seed", path), rng_offset = meta_uint(rng, "offset", path);
+    const int64_t epoch = meta_int(meta, "epoch", path, 0);
+    const int64_t iteration = meta_int(meta, "iteration", path, 0);
+    const int64_t best_epoch = meta_int(meta, "best_epoch", path, 0);
+    const double best_acc = meta.at("best_acc").get<double>();
+    EMBER_CHECK(std::isfinite(best_acc), "--resume ", path,
+                ": corrupt checkpoint metadata: 'best_acc' is ", best_acc);
     const json& s = meta.at("epoch_sums");
-    sums.seen = s.at("seen").get<int64_t>();
+    const int64_t seen = meta_int(s, "seen", path, 0);
+    const int64_t correct = meta_int(s, "correct", path, 0);
+    const double loss_sum = s.at("loss").get<double>();
+    loader.load_state({l_epoch, l_batch, l_seed});
+    default_generator().set_state({rng_seed, rng_offset});
+    st.epoch = epoch;
+    st.iteration = iteration;
+    st.best_acc = best_acc;
+    st.best_epoch = best_epoch;
+    sums.seen = seen;
     if (sums.seen > 0) {
-      sums.loss = scalar_tensor(s.at("loss").get<double>(), {.dtype = DType::f64, .device = device});
-      sums.correct = scalar_tensor(double(s.at("correct").get<int64_t>()), {.dtype = DType::i64, .device = device});
+      sums.loss = scalar_tensor(loss_sum, {.dtype = DType::f64, .device = device});
+      sums.correct = scalar_tensor(double(correct), {.dtype = DType::i64, .device = device});
     }
   } catch (const json::exception& e) {
     EMBER_THROW("--resume ", path, ": corrupt checkpoint metadata: ", e.what());
