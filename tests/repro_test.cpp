@@ -329,5 +329,72 @@ TEST(ReproStateDict, IntegerWeightsForAFloatModelAreAnError) {
   EXPECT_ERROR(sgd.load_state_dict(os), "momentum buffer 0 is i64");
 }
 
+// ---- PyTorch parity: pow's gradient at 0, and scalar type promotion
+
+TEST(ReproPow, GradientAtZeroMatchesPyTorch) {
+  // torch: x = [0, 0, 0, 2, 0], y = [0, 2, -1, 0, 0.5]; (x ** y).sum().backward()
+  //   x.grad = [0, 0, -inf, 0, inf], y.grad = [0, 0, -inf, ln 2, 0]
+  for (DType dt : {DType::f32, DType::f64}) {
+    Tensor x = from_vector(std::vector<double>{0, 0, 0, 2, 0}, {5}, {.dtype = dt}).requires_grad_(true);
+    Tensor y = from_vector(std::vector<double>{0, 2, -1, 0, 0.5}, {5}, {.dtype = dt}).requires_grad_(true);
+    sum(pow(x, y)).backward();
+    std::vector<double> gx = x.grad().to(DType::f64).to_vector<double>();
+    std::vector<double> gy = y.grad().to(DType::f64).to_vector<double>();
+    EXPECT_EQ(gx[0], 0.0);
+    EXPECT_EQ(gx[1], 0.0);
+    EXPECT_EQ(gx[2], -INFINITY);
+    EXPECT_EQ(gx[3], 0.0);
+    EXPECT_EQ(gx[4], INFINITY);
+    EXPECT_EQ(gy[0], 0.0);
+    EXPECT_EQ(gy[1], 0.0);
+    EXPECT_EQ(gy[2], -INFINITY);
+    EXPECT_NEAR(gy[3], std::log(2.0), 1e-6);
+    EXPECT_EQ(gy[4], 0.0);
+  }
+  // torch: (x ** 0.0).sum().backward() at x = [0, 1, -2]: x.grad = [0, 0, 0]
+  Tensor x = from_vector(std::vector<double>{0, 1, -2}, {3}).requires_grad_(true);
+  sum(pow(x, 0.0)).backward();
+  EXPECT_EQ(x.grad().to_vector<float>(), (std::vector<float>{0, 0, 0}));
+  // Broadcast exponent tensor of 0.
+  Tensor x2 = from_vector(std::vector<double>{0, 3}, {2}).requires_grad_(true);
+  sum(pow(x2, zeros({}))).backward();
+  EXPECT_EQ(x2.grad().to_vector<float>(), (std::vector<float>{0, 0}));
+}
+
+TEST(ReproScalar, ResultDtypeDependsOnTheScalarsKindNotItsValue) {
+  // torch: int64 tensor * 2.0 -> float32, * 2.5 -> float32, * 2 -> int64, / 2 -> float32,
+  // 2.0 * x -> float32, 1.0 - x -> float32, x ** 2.0 -> float32, x ** 2 -> int64;
+  // bool + 1 -> int64, bool * 1.5 -> float32; float16 * 2 and * 2.5 -> float16.
+  Tensor i = from_vector(std::vector<int64_t>{1, 2, 3}, {3});
+  EXPECT_EQ((i * 2.0).dtype(), DType::f32);
+  EXPECT_EQ((i * 2.5).dtype(), DType::f32);
+  EXPECT_EQ((i * 2).dtype(), DType::i64);
+  EXPECT_EQ((i * int64_t(2)).dtype(), DType::i64);
+  EXPECT_EQ((i / 2).dtype(), DType::f32);
+  EXPECT_EQ((2.0 * i).dtype(), DType::f32);
+  EXPECT_EQ((1.0 - i).dtype(), DType::f32);
+  EXPECT_EQ((i + 1.0).dtype(), DType::f32);
+  EXPECT_EQ((i + 1).dtype(), DType::i64);
+  EXPECT_EQ(pow(i, 2.0).dtype(), DType::f32);
+  EXPECT_EQ(pow(i, 2).dtype(), DType::i64);
+  EXPECT_EQ((i * 2.0f).dtype(), DType::f32);
+  EXPECT_EQ((i * 2.0).to_vector<float>(), (std::vector<float>{2, 4, 6}));
+  EXPECT_EQ((i * 2).to_vector<int64_t>(), (std::vector<int64_t>{2, 4, 6}));
+  Tensor i32 = from_vector(std::vector<int32_t>{1, 2}, {2});
+  EXPECT_EQ((i32 * 3).dtype(), DType::i32);
+  EXPECT_EQ((i32 * 3.0).dtype(), DType::f32);
+  Tensor b = from_vector(std::vector<bool>{true, false}, {2});
+  EXPECT_EQ((b + 1).dtype(), DType::i64);
+  EXPECT_EQ((b + 2).dtype(), DType::i64);
+  EXPECT_EQ((b * 1.5).dtype(), DType::f32);
+  EXPECT_EQ((b * 1.0).dtype(), DType::f32);
+  Tensor h = ones({2}, {.dtype = DType::f16});
+  EXPECT_EQ((h * 2).dtype(), DType::f16);
+  EXPECT_EQ((h * 2.5).dtype(), DType::f16);
+  // Comparisons give bool either way; an integer tensor compares exactly with a whole number.
+  Tensor big = from_vector(std::vector<int64_t>{16777217}, {1});
+  EXPECT_EQ(eq(big, 16777216.0).to_vector<bool>(), std::vector<bool>{false});
+}
+
 }  // namespace
 }  // namespace ember
