@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -219,4 +220,44 @@ TEST(MnistApp, ReproInputsGiveStatusAndMessage) {
   std::string a((std::istreambuf_iterator<char>(args)), {});
   EXPECT_NE(a.find("batch-size: 10\n"), std::string::npos) << a;
   fs::remove_all(out);
+}
+
+// Note [Non-finite loss]: a NaN loss (injected at iteration 7 by --nan-iteration) stops the
+// run before that step with exit status 1, naming the iteration and the last good
+// checkpoint, which is intact and resumable; --skip-nonfinite skips the step instead and the
+// run finishes and still learns.
+TEST(MnistApp, NonFiniteLossStopsOrIsSkipped) {
+  REQUIRE_MNIST();
+  const std::string base = "--epochs 1 --limit-train 640 --limit-test 200 --batch-size 32 --save-every 5 ";
+  fs::path out = scratch("nan_stop");
+  test::CommandResult r = run(common(out) + base + "--nan-iteration 7");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("iteration 7 (epoch 1): the training loss is "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nan (not finite); stopped before its optimizer step"), std::string::npos) << r.output;
+  const std::string ckpt = (out / "last.ckpt").string();
+  EXPECT_NE(r.output.find("The last good checkpoint is " + ckpt), std::string::npos) << r.output;
+  // The checkpoint is the one of iteration 5, and training resumes from it.
+  SafetensorsFile f = load_safetensors(ckpt);
+  EXPECT_EQ(json::parse(f.metadata.at("ember"))["iteration"].get<int64_t>(), 5);
+  for (const auto& [name, t] : f.tensors)
+    for (float v : t.to(DType::f32).to_vector<float>()) ASSERT_TRUE(std::isfinite(v)) << name;
+  test::CommandResult resumed = run(common(out) + base + "--resume " + ckpt);
+  EXPECT_EQ(resumed.status, 0) << resumed.output;
+  // Before any checkpoint: says so.
+  fs::path early = scratch("nan_early");
+  r = run(common(early) + base + "--nan-iteration 2");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("No checkpoint was written yet"), std::string::npos) << r.output;
+  // --skip-nonfinite: the step is skipped, logged, and the run ends normally.
+  fs::path skip = scratch("nan_skip");
+  r = run(common(skip) + base + "--nan-iteration 7 --skip-nonfinite");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("iteration 7 (epoch 1): the training loss is "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nan; its step was skipped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 step(s) skipped"), std::string::npos) << r.output;
+  std::vector<json> m = read_metrics(skip);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_TRUE(std::isfinite(m[0]["train_loss"].get<double>()));
+  EXPECT_EQ(m[0]["train_samples"].get<int64_t>(), 640 - 32);  // the skipped batch is not counted
+  for (const fs::path& p : {out, early, skip}) fs::remove_all(p);
 }

@@ -84,6 +84,9 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file) {
   app.add_option("--evaluate", c.evaluate, "test these weights (.safetensors) and exit");
   app.add_option("--save-every", c.save_every, "also checkpoint every N iterations")->check(CLI::NonNegativeNumber);
   app.add_option("--crash-iteration", c.crash_iteration, "exit with status 3 right after iteration N (to test resume)");
+  app.add_flag("--skip-nonfinite", c.skip_nonfinite,
+               "skip an optimizer step whose loss is NaN or inf (default: stop, naming the iteration and the last good checkpoint)");
+  app.add_option("--nan-iteration", c.nan_iteration, "make the loss NaN at iteration N (to test --skip-nonfinite)");
   app.add_option("--limit-train", c.limit_train, "use only the first N training samples")->check(CLI::NonNegativeNumber);
   app.add_option("--limit-test", c.limit_test, "use only the first N test samples")->check(CLI::NonNegativeNumber);
   app.add_option("--grad-compression", c.grad_compression, "none | fp16 (data-parallel allreduce)")
@@ -195,6 +198,8 @@ std::string config_to_yaml(const TrainConfig& c) {
   kv("evaluate", c.evaluate);
   kv("save-every", c.save_every);
   kv("crash-iteration", c.crash_iteration);
+  kv("skip-nonfinite", c.skip_nonfinite);
+  kv("nan-iteration", c.nan_iteration);
   kv("limit-train", c.limit_train);
   kv("limit-test", c.limit_test);
   kv("grad-compression", c.grad_compression);

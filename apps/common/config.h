@@ -34,6 +34,8 @@ struct TrainConfig {
   std::string evaluate;  // weights to test, then exit
   int64_t save_every = 0;       // also checkpoint every N iterations (0: per epoch only)
   int64_t crash_iteration = -1; // exit non-zero right after this global iteration (tests)
+  bool skip_nonfinite = false;  // skip a step whose loss is NaN or inf (default: stop the run)
+  int64_t nan_iteration = -1;   // make the loss NaN at this global iteration (tests)
   int64_t limit_train = 0;      // use only the first N training samples (0: all)
   int64_t limit_test = 0;
   std::string grad_compression = "none";  // none | fp16 (data-parallel)

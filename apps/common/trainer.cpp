@@ -319,10 +319,15 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   const std::string metrics_path = (fs::path(cfg.out) / "metrics.jsonl").string();
   const std::string last_path = (fs::path(cfg.out) / "last.ckpt").string();
   const std::string best_path = (fs::path(cfg.out) / "best.safetensors").string();
+  // Note [Non-finite loss]: the last checkpoint written (or resumed from) is the one named
+  // when a NaN or inf loss stops the run; no checkpoint is written after such a loss.
+  std::string last_good = cfg.resume;
   auto checkpoint = [&] {
     EpochSums global = sums.global(pg);
     if (main_rank) save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, st, global);
+    last_good = last_path;
   };
+  int64_t skipped = 0;
   // Data parallel: DDP broadcasts rank 0's weights now and averages gradients in backward.
   std::unique_ptr<dist::DDP> ddp;
   if (world > 1)
@@ -343,27 +348,47 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
     while (auto b = train_loader.next()) {
       Tensor logits = ddp ? (*ddp)(b->images) : (*model)(b->images);
       Tensor loss = cross_entropy(logits, b->labels);
-      if (ddp) ddp->zero_grad();  // keeps the gradients as views of the buckets
-      else model->zero_grad();
-      loss.backward();
-      if (ddp) ddp->finish();
-      opt.step();
+      if (st.iteration + 1 == cfg.nan_iteration) loss = loss * std::nan("");
+      // Note [Non-finite loss]: checked before backward and the step, one scalar read per
+      // iteration (as GradScaler's check); every rank takes the same decision.
+      double loss_value = loss.item();
+      bool finite = std::isfinite(loss_value);
+      if (world > 1) finite = dist::allreduce_sum(pg, {finite ? 0.0 : 1.0})[0] == 0.0;
+      if (!finite && !cfg.skip_nonfinite) {
+        EMBER_THROW("iteration ", st.iteration + 1, " (epoch ", st.epoch + 1, "): the training loss is ",
+                    loss_value, " (not finite); stopped before its optimizer step. ",
+                    last_good.empty() ? std::string("No checkpoint was written yet")
+                                      : "The last good checkpoint is " + last_good,
+                    " (resume with --resume, e.g. with a lower --lr); --skip-nonfinite skips such steps");
+      }
+      if (finite) {
+        if (ddp) ddp->zero_grad();  // keeps the gradients as views of the buckets
+        else model->zero_grad();
+        loss.backward();
+        if (ddp) ddp->finish();
+        opt.step();
+      } else {
+        ++skipped;
+        log->warn("iteration {} (epoch {}): the training loss is {}; its step was skipped (--skip-nonfinite)",
+                  st.iteration + 1, st.epoch + 1, loss_value);
+      }
       ++st.iteration;
-      {
+      if (finite) {
         NoGradGuard no_grad;
         Tensor l = loss.detach().to(DType::f64) * double(b->size());
         Tensor c = sum(eq(argmax(logits.detach(), 1), b->labels));
         sums.loss = sums.loss.defined() ? sums.loss + l : l;
         sums.correct = sums.correct.defined() ? sums.correct + c : c;
+        sums.seen += b->size();
       }
-      sums.seen += b->size();
       int64_t it_in_epoch = train_loader.state().batch;
       if (it_in_epoch == 0) it_in_epoch = train_loader.num_batches();
       progress.tick(it_in_epoch, int64_t(b->size()) * world);  // images over all ranks
       if (it_in_epoch % cfg.log_interval == 0 || it_in_epoch == train_loader.num_batches()) {
         // This rank's running loss and accuracy.
-        progress.update(it_in_epoch, sums.loss_value() / double(sums.seen),
-                        double(sums.correct_value()) / double(sums.seen));
+        if (sums.seen > 0)
+          progress.update(it_in_epoch, sums.loss_value() / double(sums.seen),
+                          double(sums.correct_value()) / double(sums.seen));
       }
       if (cfg.save_every > 0 && st.iteration % cfg.save_every == 0) checkpoint();
       if (st.iteration == cfg.crash_iteration) {
@@ -404,7 +429,9 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
     RunState next = st;
     ++next.epoch;
     if (main_rank) save_checkpoint(last_path, cfg.model, *model, opt, *sched, train_loader, next, sums);
+    last_good = last_path;
   }
+  if (skipped > 0) log->warn("{} step(s) skipped for a non-finite loss (--skip-nonfinite)", skipped);
   log->info("best test accuracy {:.2f}% (epoch {})", st.best_acc, st.best_epoch);
   return 0;
 }
