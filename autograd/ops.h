@@ -3,6 +3,7 @@
 // checks, device dispatch and backward node (DESIGN.md, "the op rule").
 #include <array>
 #include <optional>
+#include <type_traits>
 
 #include "tensor/tensor.h"
 
@@ -29,6 +30,30 @@ Tensor sign(const Tensor& x);
 Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max);
 Tensor relu_(Tensor& x);  // in place
 
+/// A number given to an op with a tensor (`x * 2`, `x * 2.5`): its value and whether it was
+/// written as a bool, an integer or a floating-point number, as PyTorch's Scalar. The
+/// result dtype follows the kind, never the value: an integer tensor with an integer keeps
+/// its dtype, with a floating-point number (2.0 as well as 2.5) it computes in f32 (the
+/// default dtype); a bool tensor with an integer gives i64. Floating tensors keep their dtype.
+class Scalar {
+ public:
+  enum class Kind { boolean, integral, floating };
+  template <class T>
+    requires std::is_convertible_v<T, double> && (!std::is_same_v<std::remove_cvref_t<T>, Scalar>)
+  Scalar(T v)  // NOLINT: implicit, so that ops take plain numbers
+      : value_(double(v)),
+        kind_(std::is_same_v<T, bool> ? Kind::boolean
+              : std::is_integral_v<T> ? Kind::integral
+                                      : Kind::floating) {}
+  double value() const { return value_; }
+  Kind kind() const { return kind_; }
+  bool is_floating() const { return kind_ == Kind::floating; }
+
+ private:
+  double value_;
+  Kind kind_;
+};
+
 // ---- elementwise binary with NumPy broadcasting (autograd/ops/binary.cpp)
 Tensor add(const Tensor& a, const Tensor& b, double alpha = 1.0);  // a + alpha * b
 Tensor sub(const Tensor& a, const Tensor& b);
@@ -37,12 +62,12 @@ Tensor div(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& a, const Tensor& b);
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
-Tensor add(const Tensor& a, double b);
-Tensor sub(const Tensor& a, double b);
-Tensor mul(const Tensor& a, double b);
-Tensor div(const Tensor& a, double b);
-Tensor pow(const Tensor& a, double exponent);
-Tensor rsub(const Tensor& a, double b);  // b - a
+Tensor add(const Tensor& a, Scalar b);
+Tensor sub(const Tensor& a, Scalar b);
+Tensor mul(const Tensor& a, Scalar b);
+Tensor div(const Tensor& a, Scalar b);
+Tensor pow(const Tensor& a, Scalar exponent);
+Tensor rsub(const Tensor& a, Scalar b);  // b - a
 // Comparisons give bool tensors and are not differentiable.
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
@@ -66,14 +91,14 @@ Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
 Tensor operator/(const Tensor& a, const Tensor& b);
-Tensor operator+(const Tensor& a, double b);
-Tensor operator-(const Tensor& a, double b);
-Tensor operator*(const Tensor& a, double b);
-Tensor operator/(const Tensor& a, double b);
-Tensor operator+(double a, const Tensor& b);
-Tensor operator-(double a, const Tensor& b);
-Tensor operator*(double a, const Tensor& b);
-Tensor operator/(double a, const Tensor& b);
+Tensor operator+(const Tensor& a, Scalar b);
+Tensor operator-(const Tensor& a, Scalar b);
+Tensor operator*(const Tensor& a, Scalar b);
+Tensor operator/(const Tensor& a, Scalar b);
+Tensor operator+(Scalar a, const Tensor& b);
+Tensor operator-(Scalar a, const Tensor& b);
+Tensor operator*(Scalar a, const Tensor& b);
+Tensor operator/(Scalar a, const Tensor& b);
 
 // ---- reductions (autograd/ops/reduce.cpp). Empty `dims` = all dims.
 Tensor sum(const Tensor& x, const Shape& dims = {}, bool keepdim = false);

@@ -2,11 +2,15 @@
 #include "data/mnist.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <vector>
 
 namespace ember::data {
 
@@ -21,10 +25,30 @@ constexpr int64_t kMaxPayload = int64_t(1) << 34;
 class IdxFile {
  public:
   explicit IdxFile(const std::string& path) : path_(path) {
+    // O_NONBLOCK: a FIFO or a device must not block the open; only regular files are read.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+      int e = errno;
+      EMBER_THROW("idx file '", path, "': cannot open: ", std::strerror(e));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      int e = errno;
+      ::close(fd);
+      EMBER_THROW("idx file '", path, "': cannot stat: ", std::strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd);
+      EMBER_THROW("idx file '", path, "': not a regular file",
+                  S_ISFIFO(st.st_mode) ? " (a FIFO)" : S_ISDIR(st.st_mode) ? " (a directory)" : "");
+    }
+    size_ = int64_t(st.st_size);
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     errno = 0;
-    f_ = gzopen(path.c_str(), "rb");
+    f_ = gzdopen(fd, "rb");
     if (!f_) {
       int e = errno;
+      ::close(fd);
       EMBER_THROW("idx file '", path, "': cannot open: ",
                   e ? std::strerror(e) : "out of memory in zlib");
     }
@@ -62,11 +86,17 @@ class IdxFile {
   }
   bool is_gzip() { return gzdirect(f_) == 0; }
   const std::string& path() const { return path_; }
+  int64_t file_size() const { return size_; }
 
  private:
   std::string path_;
   gzFile f_ = nullptr;
+  int64_t size_ = 0;
 };
+
+// Deflate cannot expand more than 1032:1 (a 258-byte match in 2 bits); a gzip file that
+// claims more decompressed bytes than that is corrupt, whatever its data says.
+constexpr int64_t kMaxDeflateRatio = 1032;
 
 uint32_t be32(const unsigned char* p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
@@ -78,8 +108,10 @@ std::string hex32(uint32_t v) {
   return buf;
 }
 
-// Reads a u8 idx file with `ndims` dims: returns the dims and fills a u8 tensor.
-Tensor read_idx_u8(const std::string& path, uint32_t magic, int ndims, const char* kind) {
+// Reads a u8 idx file with `ndims` dims: returns the dims and fills a u8 tensor. `check_dims`
+// (optional) vets the header's dims before any data is read or memory allocated.
+Tensor read_idx_u8(const std::string& path, uint32_t magic, int ndims, const char* kind,
+                   const std::function<void(const Shape&)>& check_dims = {}) {
   IdxFile f(path);
   const int64_t header_bytes = 4 + 4 * int64_t(ndims);
   unsigned char header[16];
@@ -101,31 +133,61 @@ Tensor read_idx_u8(const std::string& path, uint32_t magic, int ndims, const cha
               " bytes, too short for the ", header_bytes, "-byte header of an ", kind, " file",
               f.short_reason());
   Shape dims;
-  int64_t payload = 1;
-  for (int d = 0; d < ndims; ++d) {
-    int64_t v = be32(header + 4 + 4 * d);
-    dims.push_back(v);
-    payload *= v;
-    EMBER_CHECK(payload <= kMaxPayload, "idx file '", path, "': header dims ", shape_str(dims),
-                "... describe more than ", kMaxPayload, " bytes: corrupt header");
+  for (int d = 0; d < ndims; ++d) dims.push_back(int64_t(be32(header + 4 + 4 * d)));
+  // Checked: the product of the non-zero dims (it bounds the strides even when a dim is 0)
+  // must stay under the limit; each factor is < 2^32 and the running product <= 2^34.
+  int64_t payload = 1, nonzero = 1;
+  for (int64_t v : dims) {
+    if (v != 0 && (__builtin_mul_overflow(nonzero, v, &nonzero) || nonzero > kMaxPayload)) {
+      EMBER_THROW("idx file '", path, "': header dims ", shape_str(dims), " describe more than ",
+                  kMaxPayload, " bytes: corrupt header");
+    }
+    payload = v == 0 ? 0 : payload * v;
   }
-  if (!f.is_gzip()) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-      int64_t expect = header_bytes + payload;
-      EMBER_CHECK(int64_t(st.st_size) == expect, "idx file '", path, "': ",
-                  int64_t(st.st_size) < expect ? "truncated" : "trailing bytes", ": the header ",
-                  shape_str(dims), " needs ", expect, " bytes but the file has ", st.st_size);
+  if (check_dims) check_dims(dims);
+  const bool gzip = f.is_gzip();
+  if (!gzip) {
+    int64_t expect = header_bytes + payload;
+    EMBER_CHECK(f.file_size() == expect, "idx file '", path, "': ",
+                f.file_size() < expect ? "truncated" : "trailing bytes", ": the header ",
+                shape_str(dims), " needs ", expect, " bytes but the file has ", f.file_size());
+  } else {
+    const int64_t most = kMaxDeflateRatio * f.file_size();
+    EMBER_CHECK(header_bytes + payload <= most, "idx file '", path, "': corrupt header: its dims ",
+                shape_str(dims), " need ", header_bytes + payload, " bytes but a ", f.file_size(),
+                "-byte gzip file decompresses to at most ", most);
+  }
+  Tensor t;
+  if (!gzip) {
+    t = empty(dims, {.dtype = DType::u8});
+    got = f.read(t.data_ptr(), payload);
+  } else {
+    // Memory follows what actually decompresses, not what the header claims.
+    std::vector<uint8_t> buf;
+    got = 0;
+    while (got < payload) {
+      int64_t want = std::min<int64_t>(payload - got, std::max<int64_t>(got, int64_t(1) << 20));
+      buf.resize(size_t(got + want));
+      int64_t r = f.read(buf.data() + got, want);
+      got += r;
+      if (r < want) break;
+    }
+    if (got == payload) {
+      t = empty(dims, {.dtype = DType::u8});
+      if (payload > 0) std::memcpy(t.data_ptr(), buf.data(), size_t(payload));
     }
   }
-  Tensor t = empty(dims, {.dtype = DType::u8});
-  got = f.read(t.data_ptr(), payload);
   EMBER_CHECK(got == payload, "idx file '", path, "': truncated: the header ", shape_str(dims),
               " needs ", payload, " data bytes but only ", got, " follow", f.short_reason());
   unsigned char extra;
   EMBER_CHECK(f.read(&extra, 1) == 0, "idx file '", path, "': trailing bytes after the ", payload,
               " data bytes that the header ", shape_str(dims), " describes");
   return t;
+}
+
+void check_mnist_image_dims(const std::string& path, const Shape& s) {
+  EMBER_CHECK(s[1] == 28 && s[2] == 28, "idx file '", path, "': images are ", s[1], "x", s[2],
+              ", expected 28x28 for MNIST");
 }
 
 }  // namespace
@@ -170,11 +232,11 @@ MnistDataset::Loaded MnistDataset::load(const std::string& dir, bool train) {
   MnistDataset::Loaded l;
   l.images_path = find_data_file(dir, split + "-images-idx3-ubyte", "mnist");
   l.labels_path = find_data_file(dir, split + "-labels-idx1-ubyte", "mnist");
-  l.images = read_idx_images(l.images_path);
+  // The image size is checked from the header, before the data is read.
+  l.images = read_idx_u8(l.images_path, kIdxImages, 3, "idx3 image",
+                         [&](const Shape& s) { check_mnist_image_dims(l.images_path, s); });
   l.labels = read_idx_labels(l.labels_path);
   const Shape& s = l.images.shape();
-  EMBER_CHECK(s[1] == 28 && s[2] == 28, "idx file '", l.images_path, "': images are ", s[1], "x",
-              s[2], ", expected 28x28 for MNIST");
   EMBER_CHECK(s[0] == l.labels.size(0), "mnist: '", l.images_path, "' holds ", s[0],
               " images but '", l.labels_path, "' holds ", l.labels.size(0), " labels");
   const int64_t* lab = l.labels.data<int64_t>();

@@ -222,11 +222,14 @@ void save_safetensors(const std::string& path,
 SafetensorsFile load_safetensors(const std::string& path) {
   const std::string where = "safetensors file '" + path + "': ";
   Fd f;
-  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) must not wait for a writer; only regular files
+  // are read, and for them the flag changes nothing.
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   EMBER_CHECK(f.fd >= 0, where, "cannot open: ", errno_str(errno));
   struct stat st {};
   EMBER_CHECK(::fstat(f.fd, &st) == 0, where, "cannot stat: ", errno_str(errno));
-  EMBER_CHECK(S_ISREG(st.st_mode), where, "not a regular file");
+  EMBER_CHECK(S_ISREG(st.st_mode), where, "not a regular file",
+              S_ISFIFO(st.st_mode) ? " (a FIFO)" : S_ISDIR(st.st_mode) ? " (a directory)" : "");
   const uint64_t file_size = uint64_t(st.st_size);
   EMBER_CHECK(file_size >= 8, where, "truncated: ", file_size,
               " bytes, too short for the 8-byte header length");
@@ -317,6 +320,13 @@ SafetensorsFile load_safetensors(const std::string& path) {
     EMBER_CHECK(want128 <= data_size, what, "shape ", shape_str(e.shape), " of ",
                 safetensors_dtype_name(e.dtype), " needs more bytes than the data section has (",
                 data_size, ")");
+    // An empty shape such as [2^62, 2^62, 0] fits the data section but not int64 strides.
+    try {
+      (void)contiguous_strides(e.shape);
+      (void)shape_numel(e.shape);
+    } catch (const Error& err) {
+      EMBER_THROW(what, err.what());
+    }
     uint64_t want = uint64_t(want128);
     EMBER_CHECK(e.end - e.begin == want, what, "data_offsets [", e.begin, ", ", e.end, ") span ",
                 e.end - e.begin, " bytes but shape ", shape_str(e.shape), " of ",

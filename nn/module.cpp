@@ -280,11 +280,16 @@ StateDict Module::state_dict() const {
   return sd;
 }
 
+namespace {
+// 0: bool, 1: integer, 2: floating point.
+int dtype_kind(DType d) { return is_floating(d) ? 2 : d == DType::b8 ? 0 : 1; }
+}  // namespace
+
 LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
   std::vector<std::pair<std::string, Tensor>> own;
   collect_state("", own);
   LoadResult res;
-  std::vector<std::string> mismatched;
+  std::vector<std::string> mismatched, wrong_dtype;
   std::unordered_set<std::string> own_names;
   for (const auto& [name, t] : own) {
     own_names.insert(name);
@@ -293,12 +298,17 @@ LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
       res.missing_keys.push_back(name);
     } else if (src.shape() != t.shape()) {
       mismatched.push_back(name + " (expected " + t.shape_str() + ", got " + src.shape_str() + ")");
+    } else if (dtype_kind(src.dtype()) != dtype_kind(t.dtype())) {
+      // Floating dtypes convert (f64 or f16 weights into an f32 model, as PyTorch); a change
+      // of kind would hide a wrong file (i32 read into f32 weights: values of 1e9).
+      wrong_dtype.push_back(name + " (expected " + dtype_name(t.dtype()) + ", got " +
+                            dtype_name(src.dtype()) + ")");
     }
   }
   for (const auto& [name, t] : state)
     if (!own_names.count(name)) res.unexpected_keys.push_back(name);
 
-  bool fail = !mismatched.empty() || (strict && (!res.missing_keys.empty() || !res.unexpected_keys.empty()));
+  bool fail = !mismatched.empty() || !wrong_dtype.empty() || (strict && (!res.missing_keys.empty() || !res.unexpected_keys.empty()));
   if (fail) {
     std::ostringstream os;
     os << "Error(s) in loading state_dict for " << type_name_ << ":";
@@ -312,6 +322,7 @@ LoadResult Module::load_state_dict(const StateDict& state, bool strict) {
       list("unexpected keys", res.unexpected_keys);
     }
     list("size mismatch", mismatched);
+    list("dtype mismatch", wrong_dtype);
     EMBER_THROW(os.str());
   }
 

@@ -111,10 +111,12 @@ class Module : public std::enable_shared_from_this<Module> {
   /// then buffers), then each child's. The tensors are detached views sharing storage with
   /// the module: clone() them for a snapshot.
   StateDict state_dict() const;
-  /// Copies values into the module's tensors (in place; dtype and device are converted).
-  /// Checks everything before copying anything: keys whose shapes differ are always an
-  /// error; with `strict`, so are missing and unexpected keys. One ember::Error lists them
-  /// all. Without `strict`, returns the missing and unexpected keys.
+  /// Copies values into the module's tensors (in place; device and floating dtype are
+  /// converted). Checks everything before copying anything: keys whose shapes differ, or
+  /// whose dtype is of another kind (integer or bool where the module has floating point,
+  /// or the reverse), are always an error; with `strict`, so are missing and unexpected
+  /// keys. One ember::Error lists them all. Without `strict`, returns the missing and
+  /// unexpected keys.
   LoadResult load_state_dict(const StateDict& state, bool strict = true);
 
   // ---- printing

@@ -82,7 +82,12 @@ void GradScaler::load_state_dict(const ScalarState& s) {
   };
   double scale = get("scale"), gf = get("growth_factor"), bf = get("backoff_factor");
   double gi = get("growth_interval"), gt = get("growth_tracker");
-  EMBER_CHECK(scale > 0 && std::isfinite(scale) && gf > 1 && bf > 0 && bf < 1 && gi > 0 && gt >= 0,
+  // The counts are converted to integers: they must be integers in range first.
+  auto count_ok = [](double v, double lo) {
+    return std::isfinite(v) && v == std::floor(v) && v >= lo && v <= 9007199254740992.0;
+  };
+  EMBER_CHECK(scale > 0 && std::isfinite(scale) && gf > 1 && std::isfinite(gf) && bf > 0 && bf < 1 &&
+                  count_ok(gi, 1) && count_ok(gt, 0),
               "GradScaler.load_state_dict: invalid state (scale ", scale, ", growth_factor ", gf,
               ", backoff_factor ", bf, ", growth_interval ", gi, ", growth_tracker ", gt, ")");
   scale_ = scale;

@@ -31,16 +31,27 @@ double LRScheduler::get(const ScalarState& s, const std::string& key, const std:
   return it->second;
 }
 
+namespace {
+/// A count stored as a double in a ScalarState: it must be an integer in [lo, 2^53] (the
+/// doubles that hold integers exactly) before it is converted; 1e300 or NaN is an error.
+int64_t count_of(double v, const std::string& key, const std::string& who, int64_t lo) {
+  constexpr double kMax = 9007199254740992.0;  // 2^53
+  EMBER_CHECK(std::isfinite(v) && v == std::floor(v) && v >= double(lo) && v <= kMax, who,
+              ".load_state_dict: ", key, " must be an integer in [", lo, ", 2^53], got ", v);
+  return int64_t(v);
+}
+}  // namespace
+
 ScalarState LRScheduler::state_dict() const {
   return {{"last_step", double(last_step_)}, {"base_lr", base_lr_}};
 }
 
 void LRScheduler::load_state_dict(const ScalarState& s) {
-  double t = get(s, "last_step", name());
-  EMBER_CHECK(t >= 0 && t == std::floor(t), name(), ".load_state_dict: last_step must be a "
-              "non-negative integer, got ", t);
-  base_lr_ = get(s, "base_lr", name());
-  last_step_ = int64_t(t);
+  const int64_t t = count_of(get(s, "last_step", name()), "last_step", name(), 0);
+  const double base_lr = get(s, "base_lr", name());
+  EMBER_CHECK(std::isfinite(base_lr), name(), ".load_state_dict: base_lr must be finite, got ", base_lr);
+  base_lr_ = base_lr;
+  last_step_ = t;
   apply();
 }
 
@@ -65,9 +76,9 @@ ScalarState CosineAnnealingLR::state_dict() const {
 }
 
 void CosineAnnealingLR::load_state_dict(const ScalarState& s) {
-  double T = get(s, "T_max", name());
-  EMBER_CHECK(T > 0, name(), ".load_state_dict: T_max must be positive, got ", T);
-  T_max_ = int64_t(T);
+  const int64_t T = count_of(get(s, "T_max", name()), "T_max", name(), 1);
+  count_of(get(s, "last_step", name()), "last_step", name(), 0);  // check before changing anything
+  T_max_ = T;
   eta_min_ = get(s, "eta_min", name());
   LRScheduler::load_state_dict(s);
 }
@@ -92,9 +103,9 @@ ScalarState StepLR::state_dict() const {
 }
 
 void StepLR::load_state_dict(const ScalarState& s) {
-  double n = get(s, "step_size", name());
-  EMBER_CHECK(n > 0, name(), ".load_state_dict: step_size must be positive, got ", n);
-  step_size_ = int64_t(n);
+  const int64_t n = count_of(get(s, "step_size", name()), "step_size", name(), 1);
+  count_of(get(s, "last_step", name()), "last_step", name(), 0);  // check before changing anything
+  step_size_ = n;
   gamma_ = get(s, "gamma", name());
   LRScheduler::load_state_dict(s);
 }
@@ -123,10 +134,14 @@ ScalarState MultiStepLR::state_dict() const {
 }
 
 void MultiStepLR::load_state_dict(const ScalarState& s) {
-  double n = get(s, "milestones.count", name());
+  const int64_t n = count_of(get(s, "milestones.count", name()), "milestones.count", name(), 0);
+  EMBER_CHECK(n <= int64_t(s.size()), name(), ".load_state_dict: milestones.count ", n,
+              " exceeds the number of entries in the state (", s.size(), ")");
   std::vector<int64_t> ms;
-  for (int64_t i = 0; i < int64_t(n); ++i)
-    ms.push_back(int64_t(get(s, "milestones." + std::to_string(i), name())));
+  for (int64_t i = 0; i < n; ++i) {
+    const std::string key = "milestones." + std::to_string(i);
+    ms.push_back(count_of(get(s, key, name()), key, name(), -(int64_t(1) << 53)));
+  }
   std::sort(ms.begin(), ms.end());
   double gamma = get(s, "gamma", name());
   get(s, "last_step", name());  // check before changing anything
@@ -229,15 +244,16 @@ ScalarState WarmupLR::state_dict() const {
 }
 
 void WarmupLR::load_state_dict(const ScalarState& s) {
-  double w = get(s, "warmup_steps", name());
+  const int64_t w = count_of(get(s, "warmup_steps", name()), "warmup_steps", name(), 0);
   double f = get(s, "start_factor", name());
-  EMBER_CHECK(w >= 0 && f > 0.0 && f <= 1.0, name(), ".load_state_dict: bad warm-up (steps ",
+  EMBER_CHECK(f > 0.0 && f <= 1.0, name(), ".load_state_dict: bad warm-up (steps ",
               w, ", start_factor ", f, ")");
+  count_of(get(s, "last_step", name()), "last_step", name(), 0);  // check before changing anything
   ScalarState inner;
   for (const auto& [k, v] : s)
     if (k.rfind("after.", 0) == 0) inner[k.substr(6)] = v;
   after_->load_state_dict(inner);  // sets the lr to its own step; ours is applied below
-  warmup_steps_ = int64_t(w);
+  warmup_steps_ = w;
   start_factor_ = f;
   LRScheduler::load_state_dict(s);
 }

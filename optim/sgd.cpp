@@ -150,6 +150,9 @@ void SGD::load_state_dict(const OptimizerState& state) {
     ++matched;
     EMBER_CHECK(b.shape() == params_[i].shape(), "SGD.load_state_dict: momentum buffer ", i,
                 " has shape ", b.shape_str(), ", its parameter has ", params_[i].shape_str());
+    EMBER_CHECK(is_floating(b.dtype()), "SGD.load_state_dict: momentum buffer ", i, " is ",
+                dtype_name(b.dtype()), ", expected a floating dtype (its parameter is ",
+                dtype_name(params_[i].dtype()), ")");
     bufs[i] = b;
   }
   EMBER_CHECK(matched == state.tensors.size(), "SGD.load_state_dict: ",

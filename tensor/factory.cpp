@@ -35,7 +35,10 @@ Tensor empty(const Shape& shape, TensorOptions opt) {
   check_shape(shape, "empty");
   check_device_available(opt.device, "empty");
   int64_t n = shape_numel(shape);
-  auto st = std::make_shared<Storage>(n * dtype_size(opt.dtype), opt.device);
+  int64_t nbytes = 0;
+  EMBER_CHECK(!__builtin_mul_overflow(n, int64_t(dtype_size(opt.dtype)), &nbytes), "empty: shape ",
+              shape_str(shape), " of ", dtype_name(opt.dtype), " needs more than 2^63 bytes");
+  auto st = std::make_shared<Storage>(nbytes, opt.device);
   Tensor t(make_impl(std::move(st), shape, contiguous_strides(shape), 0, opt.dtype));
   if (opt.requires_grad) t.requires_grad_(true);
   return t;

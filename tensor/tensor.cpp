@@ -106,10 +106,22 @@ Storage::~Storage() {
 }
 
 // ---- shapes
+// Every shape must have a product of its non-zero sizes that fits in int64: that product
+// bounds the element count and every contiguous stride. It is checked even when a size is
+// 0, so that [2^62, 2^62, 0] is an error here rather than an overflow in the strides or in
+// a later reshape of the (empty) tensor.
 int64_t shape_numel(const Shape& s) {
   int64_t n = 1;
-  for (int64_t v : s) n *= v;
-  return n;
+  bool empty = false;
+  for (int64_t v : s) {
+    if (v == 0) {
+      empty = true;
+      continue;
+    }
+    EMBER_CHECK(!__builtin_mul_overflow(n, v, &n), "shape ", shape_str(s),
+                ": the product of its sizes overflows int64 (more than 2^63 elements)");
+  }
+  return empty ? 0 : n;
 }
 
 Shape contiguous_strides(const Shape& sizes) {
@@ -117,7 +129,8 @@ Shape contiguous_strides(const Shape& sizes) {
   int64_t acc = 1;
   for (int64_t i = int64_t(sizes.size()) - 1; i >= 0; --i) {
     st[size_t(i)] = acc;
-    acc *= std::max<int64_t>(sizes[size_t(i)], 1);
+    EMBER_CHECK(!__builtin_mul_overflow(acc, std::max<int64_t>(sizes[size_t(i)], 1), &acc),
+                "shape ", shape_str(sizes), ": its strides overflow int64 (more than 2^63 elements)");
   }
   return st;
 }

@@ -264,8 +264,10 @@ TEST(Gradcheck, UnaryOps) {
       {[](const Tensor& x) { return sign(x); }, any},
       {[](const Tensor& x) { return clamp(x, -0.5, 0.5); }, any},
   };
-  for (auto& [f, x] : cases) {
-    expect_gradcheck([&](const TensorList& in) { return f(in[0]); }, {x});
+  // Not `auto& [f, x]`: a lambda cannot capture a structured binding before C++20 (clang 14).
+  for (auto& c : cases) {
+    const auto& f = c.first;
+    expect_gradcheck([&f](const TensorList& in) { return f(in[0]); }, {c.second});
   }
 }
 

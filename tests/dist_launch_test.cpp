@@ -66,8 +66,10 @@ TEST(DistLaunch, AStalledRankInsideDdpBackwardTimesOut) {
 // ---- the mnist app on 2 ranks
 std::string mnist_dir() { return test::shared_data_dir() + "/mnist"; }
 
+// Unique to this process: suites of several checkouts may run on one machine at once (a
+// fixed /tmp/ember_dist_launch_<name> was removed under a running test by another one).
 fs::path scratch(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("ember_dist_launch_" + name);
+  fs::path p = test::scratch_dir("dist_launch_" + name);
   fs::remove_all(p);
   return p;
 }

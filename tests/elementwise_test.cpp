@@ -116,9 +116,12 @@ TEST(Binary, ScalarForms) {
   EXPECT_EQ((8.0 / a).to_vector<double>(), (std::vector<double>{8, 4, 2}));
   EXPECT_EQ(pow(a, 3.0).to_vector<double>(), (std::vector<double>{1, 8, 64}));
   EXPECT_EQ(pow(a, 2.0).to_vector<double>(), (std::vector<double>{1, 4, 16}));
-  // Scalars keep the tensor's dtype.
+  // Scalars keep a floating tensor's dtype. With an integer tensor the kind of the scalar
+  // decides, never its value (as PyTorch): an integer keeps the dtype, a floating-point
+  // number (3.0 as well as 0.5) computes in f32.
   EXPECT_EQ((vec({1, 2}, DType::f16) * 3.0).dtype(), DType::f16);
-  EXPECT_EQ((from_vector(std::vector<int32_t>{1, 2}) + 3.0).dtype(), DType::i32);
+  EXPECT_EQ((from_vector(std::vector<int32_t>{1, 2}) + 3).dtype(), DType::i32);
+  EXPECT_EQ((from_vector(std::vector<int32_t>{1, 2}) + 3.0).dtype(), DType::f32);
   EXPECT_EQ((from_vector(std::vector<int32_t>{1, 2}) * 0.5).dtype(), DType::f32);
 }
 

@@ -134,6 +134,33 @@ TEST(ImageFolder, ErrorsNameThePath) {
   fs::remove_all(root);
 }
 
+// The JPEG guard (Note [Guarding stb_image]) lets valid files through: a progressive JPEG
+// with restart markers and Huffman tables between its scans (jpegtran's re-encoding of a
+// CIFAR-10 image), and an APP1 segment whose payload looks like a bad DHT (the walker skips
+// segments by their length) decodes to the same pixels as the file without it.
+TEST(ImageFolder, JpegGuardLetsValidFilesThrough) {
+  fs::path root = scratch("jpeg_guard");
+  fs::create_directories(root / "a");
+  fs::create_directories(root / "b");
+  fs::create_directories(root / "c");
+  fs::copy_file(fs::path(EMBER_SOURCE_DIR) / "tests/data/progressive_restart.jpg", root / "c" / "p.jpg");
+  std::vector<uint8_t> px = pattern(32, 32, 7);
+  ASSERT_NE(stbi_write_jpg((root / "a" / "x.jpg").string().c_str(), 32, 32, 3, px.data(), 90), 0);
+  std::ifstream in(root / "a" / "x.jpg", std::ios::binary);
+  std::string jpg((std::istreambuf_iterator<char>(in)), {});
+  std::string payload = std::string("Exif\0\0", 6) + "\xff\xc4\x00\x40\x00" + std::string(16, '\xff') + "\xff\xd9";
+  std::string app1 = "\xff\xe1" + std::string(1, char((payload.size() + 2) >> 8)) +
+                     std::string(1, char((payload.size() + 2) & 0xff)) + payload;
+  std::ofstream(root / "b" / "x.jpg", std::ios::binary) << jpg.substr(0, 2) + app1 + jpg.substr(2);
+  ImageFolderDataset ds(root.string());
+  ASSERT_EQ(ds.size(), 3);
+  EXPECT_EQ(ds.image_shape(), Shape({3, 32, 32}));
+  std::vector<uint8_t> all = ds.images().to_vector<uint8_t>();
+  const size_t row = 3 * 32 * 32;
+  EXPECT_TRUE(std::equal(all.begin(), all.begin() + row, all.begin() + row));
+  fs::remove_all(root);
+}
+
 TEST(ImageFolder, RealCifarJpegs) {
   fs::path tarball = fs::path(test::shared_data_dir()) / "cifar10-jpg.tar.gz";
   if (!fs::exists(tarball)) GTEST_SKIP() << "no " << tarball << " (set EMBER_DATA_DIR)";

@@ -3,6 +3,9 @@
 // the same weights as the uninterrupted one, --evaluate reproduces the logged accuracy, and
 // every bad input gets its exit status and a message.
 
+#include <sys/stat.h>
+
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -286,4 +289,110 @@ TEST(MnistApp, TensorBoardAndPicturesByDefault) {
   ASSERT_EQ(n.status, 0) << n.output;
   EXPECT_FALSE(fs::exists(off / "tb"));
   EXPECT_FALSE(fs::exists(off / "images"));
+}
+
+// The reproducers of issue 15 that reach the app: out-of-range numbers and NaN on the
+// command line or in a config, checkpoint metadata with out-of-range counts, weights of the
+// wrong dtype, a FIFO where a weights file belongs. Each ends in its exit status and a
+// message, never UB, a silent success or a blocked process.
+TEST(MnistApp, ReproInputsGiveStatusAndMessage) {
+  REQUIRE_MNIST();
+  fs::path out = scratch("repro");
+  fs::create_directories(out);
+  const std::string repro = std::string(EMBER_SOURCE_DIR) + "/tests/data/repro/";
+  struct Case {
+    std::string args;
+    int status;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"--config " + repro + "cfg_epochs_huge.yaml", 2, "out of range"},
+      {"--epochs 99999999999999999999999", 2, "out of range"},
+      {"--lr nan", 2, "not a finite number"},
+      {"--lr 1e999", 2, "not a finite number"},
+      {"--momentum inf", 2, "not a finite number"},
+      {"--seed -1", 2, "not a decimal integer"},
+  };
+  // Checkpoints whose metadata is a reproducer: real LeNet weights, the fuzzed 'ember' entry.
+  auto model = nn::make_model("lenet");
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (const auto& [k, t] : model->state_dict()) weights.emplace_back("model." + k, t);
+  const std::pair<const char*, const char*> metas[] = {
+      {"ckptmeta_epoch_1e300.json", "'epoch' is 1e+300"},
+      {"ckptmeta_format_version_1e20.json", "checkpoint format version 1e+20"},
+      {"ckptmeta_last_step_1e300.json", "last_step must be an integer"},
+      {"ckptmeta_tmax_1e300.json", "T_max must be an integer"},
+  };
+  for (const auto& [file, message] : metas) {
+    std::ifstream f(repro + file);
+    std::string meta((std::istreambuf_iterator<char>(f)), {});
+    const std::string ckpt = (out / (std::string(file) + ".ckpt")).string();
+    save_safetensors(ckpt, weights, {{"ember", meta}});
+    cases.push_back({"--data " + mnist_dir() + " --resume " + ckpt, 1, message});
+  }
+  // Weights of the wrong dtype: i32 where the model has f32.
+  std::vector<std::pair<std::string, Tensor>> wrong;
+  for (const auto& [k, t] : model->state_dict())
+    wrong.emplace_back(k, k == "fc1.weight" ? t.to(DType::i32) : t);
+  save_safetensors((out / "i32.safetensors").string(), wrong);
+  cases.push_back({"--data " + mnist_dir() + " --evaluate " + (out / "i32.safetensors").string(), 1,
+                   "fc1.weight (expected f32, got i32)"});
+  // A FIFO as the weights file: an error at once (the old open() waited for a writer).
+  ASSERT_EQ(mkfifo((out / "fifo.safetensors").c_str(), 0600), 0);
+  cases.push_back({"--data " + mnist_dir() + " --evaluate " + (out / "fifo.safetensors").string(), 1,
+                   "not a regular file (a FIFO)"});
+  for (const Case& c : cases) {
+    test::CommandResult r = test::run_command("timeout 60 " + std::string(EMBER_BINARY_DIR) + "/apps/mnist --out " +
+                                              (out / "o").string() + " --data " + mnist_dir() +
+                                              " --epochs 1 --limit-train 64 --limit-test 64 --device cpu " + c.args);
+    EXPECT_EQ(r.status, c.status) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+  }
+  // Leading zeros are decimal, not octal (CLI11 alone read 010 as 8).
+  test::CommandResult r = run(common(out / "dec") + "--epochs 1 --limit-train 64 --limit-test 64 --batch-size 010");
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream args(out / "dec" / "args.yaml");
+  std::string a((std::istreambuf_iterator<char>(args)), {});
+  EXPECT_NE(a.find("batch-size: 10\n"), std::string::npos) << a;
+  fs::remove_all(out);
+}
+
+// Note [Non-finite loss]: a NaN loss (injected at iteration 7 by --nan-iteration) stops the
+// run before that step with exit status 1, naming the iteration and the last good
+// checkpoint, which is intact and resumable; --skip-nonfinite skips the step instead and the
+// run finishes and still learns.
+TEST(MnistApp, NonFiniteLossStopsOrIsSkipped) {
+  REQUIRE_MNIST();
+  const std::string base = "--epochs 1 --limit-train 640 --limit-test 200 --batch-size 32 --save-every 5 ";
+  fs::path out = scratch("nan_stop");
+  test::CommandResult r = run(common(out) + base + "--nan-iteration 7");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("iteration 7 (epoch 1): the training loss is "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nan (not finite); stopped before its optimizer step"), std::string::npos) << r.output;
+  const std::string ckpt = (out / "last.ckpt").string();
+  EXPECT_NE(r.output.find("The last good checkpoint is " + ckpt), std::string::npos) << r.output;
+  // The checkpoint is the one of iteration 5, and training resumes from it.
+  SafetensorsFile f = load_safetensors(ckpt);
+  EXPECT_EQ(json::parse(f.metadata.at("ember"))["iteration"].get<int64_t>(), 5);
+  for (const auto& [name, t] : f.tensors)
+    for (float v : t.to(DType::f32).to_vector<float>()) ASSERT_TRUE(std::isfinite(v)) << name;
+  test::CommandResult resumed = run(common(out) + base + "--resume " + ckpt);
+  EXPECT_EQ(resumed.status, 0) << resumed.output;
+  // Before any checkpoint: says so.
+  fs::path early = scratch("nan_early");
+  r = run(common(early) + base + "--nan-iteration 2");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("No checkpoint was written yet"), std::string::npos) << r.output;
+  // --skip-nonfinite: the step is skipped, logged, and the run ends normally.
+  fs::path skip = scratch("nan_skip");
+  r = run(common(skip) + base + "--nan-iteration 7 --skip-nonfinite");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("iteration 7 (epoch 1): the training loss is "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("nan; its step was skipped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 step(s) skipped"), std::string::npos) << r.output;
+  std::vector<json> m = read_metrics(skip);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_TRUE(std::isfinite(m[0]["train_loss"].get<double>()));
+  EXPECT_EQ(m[0]["train_samples"].get<int64_t>(), 640 - 32);  // the skipped batch is not counted
+  for (const fs::path& p : {out, early, skip}) fs::remove_all(p);
 }

@@ -2,7 +2,10 @@
 // built on conv2d / pooling / batch_norm.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "test_util.h"
 
@@ -239,28 +242,45 @@ TEST(Models, StateDictRoundTripGivesTheSameOutputs) {
   EXPECT_EQ(b->state_dict().at("bn1.num_batches_tracked").item<int64_t>(), 1);
 }
 
+// The whole CPU training path (conv/pool/linear forward and backward, cross entropy, SGD
+// with momentum and weight decay) can fit a fixed batch of 16 random images to random
+// labels: the loss falls from ln(10) to under 1e-3, stays there, and every label is right.
+// Note [A test that does not depend on rounding]: the learning rate is in the stable
+// regime. At lr 0.05 with momentum 0.9 (an effective step of 0.5) the loss climbed back
+// from 1.7 to 3.1 mid-run and the last steps overshot, so a change of one ulp in a
+// reduction (OpenMP thread count, OpenBLAS's SkylakeX or Nehalem kernels) grew into a
+// different run: 9 of 16 right, or a loss of 86. At lr 0.02 the runs with 1, 2 and 4
+// threads and OPENBLAS_CORETYPE Haswell, Sandybridge, Nehalem, Prescott agree to two
+// digits at every step (loss ~7e-5 at step 80, ~4e-5 at 120, the weight-decay floor).
 TEST(Models, LeNetMemorizesASmallBatchWithSGD) {
   manual_seed(8);
   auto m = nn::make_model("lenet");
   Tensor x = randn({16, 1, 28, 28});
   Tensor y = randint(0, 10, {16});
-  optim::SGD sgd(m->parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
-  double first = 0, last = 0;
-  for (int s = 0; s < 60; ++s) {
+  optim::SGD sgd(m->parameters(), {.lr = 0.02, .momentum = 0.9, .weight_decay = 5e-4});
+  const int steps = 120, tail = 20;
+  std::vector<double> losses;
+  for (int s = 0; s < steps; ++s) {
     sgd.zero_grad();
     Tensor loss = cross_entropy(m->forward(x), y);
     loss.backward();
     sgd.step();
-    if (s == 0) first = loss.item();
-    last = loss.item();
+    losses.push_back(loss.item());
   }
-  EXPECT_NEAR(first, std::log(10.0), 0.3);  // near-uniform predictions at init
-  EXPECT_LT(last, first / 10.0) << "first " << first << ", last " << last;
-  auto pred = argmax(m->forward(x), 1).to_vector<int64_t>();
+  std::string trace;
+  for (int s = 0; s < steps; s += 10) trace += " " + std::to_string(s) + ":" + std::to_string(losses[size_t(s)]);
+  EXPECT_NEAR(losses[0], std::log(10.0), 0.3) << trace;  // near-uniform predictions at init
+  // Memorized, and it stays memorized: no step of the last 20 is above the bound.
+  double worst_tail = *std::max_element(losses.end() - tail, losses.end());
+  EXPECT_LT(worst_tail, 1e-3) << "losses:" << trace;
+  NoGradGuard no_grad;
+  Tensor logits = m->forward(x);
+  EXPECT_LT(cross_entropy(logits, y).item(), 1e-3) << "losses:" << trace;
+  auto pred = argmax(logits, 1).to_vector<int64_t>();
   auto labels = y.to_vector<int64_t>();
   int correct = 0;
   for (size_t i = 0; i < pred.size(); ++i) correct += pred[i] == labels[i];
-  EXPECT_GE(correct, 14) << "of 16";
+  EXPECT_EQ(correct, 16) << "of 16; losses:" << trace;
 }
 
 }  // namespace

@@ -169,9 +169,32 @@ void Trainer::call(Point p) {
   }
 }
 
+// Note [Non-finite loss]: one scalar read per iteration (as GradScaler's check); with several
+// ranks an allreduce makes every rank take the same decision.
+void Trainer::check_finite(const Tensor& loss) {
+  double v = loss.item();
+  bool finite = std::isfinite(v);
+  if (world_size() > 1) finite = dist::allreduce_sum(*pg_, {finite ? 0.0 : 1.0})[0] == 0.0;
+  if (finite) return;
+  const int64_t it = state_.iteration + 1, ep = state_.epoch + 1;
+  if (!opt_.skip_nonfinite)
+    EMBER_THROW("iteration ", it, " (epoch ", ep, "): the training loss is ", v,
+                " (not finite); stopped before its optimizer step. ",
+                last_good_.empty() ? std::string("No checkpoint was written yet")
+                                   : "The last good checkpoint is " + last_good_,
+                " (resume with --resume, e.g. with a lower --lr); --skip-nonfinite skips such steps");
+  ++skipped_;
+  logger_->warn(strf("iteration %lld (epoch %lld): the training loss is %g; its step was skipped (--skip-nonfinite)",
+                     (long long)it, (long long)ep, v));
+}
+
 void Trainer::train_step(const data::Batch& b) {
   Tensor out = ddp_ ? (*ddp_)(b.images) : (*model_)(b.images);
   Tensor loss = loss_fn_(out, b.labels);
+  if (state_.iteration + 1 == opt_.nan_iteration) loss = loss * std::nan("");
+  const int64_t before = skipped_;
+  check_finite(loss);
+  if (skipped_ != before) return;  // skipped: no step, not in the sums
   if (ddp_) ddp_->zero_grad();  // keeps the gradients as views of the buckets
   else model_->zero_grad();
   loss.backward();
@@ -219,6 +242,7 @@ FitResult Trainer::fit() {
   if (!opt_.resume.empty()) {
     // Every rank reads the checkpoint (on a shared file system, or copied to each node).
     load_checkpoint(opt_.resume);
+    last_good_ = opt_.resume;
     if (!is_main()) st.sums = EpochSums();  // rank 0 carries the global sums
     mid_epoch = train_loader_->state().batch > 0;
     logger_->info(strf("resumed from %s: epoch %lld, iteration %lld%s", opt_.resume.c_str(), (long long)st.epoch + 1,
@@ -275,6 +299,8 @@ FitResult Trainer::fit() {
     st.sums = EpochSums();
   }
   call(Point::after_train);
+  if (skipped_ > 0)
+    logger_->warn(strf("%lld step(s) skipped for a non-finite loss (--skip-nonfinite)", (long long)skipped_));
   FitResult r;
   r.stopped = st.stop_requested();
   r.stop_reason = st.stop_reason();
@@ -290,6 +316,39 @@ FitResult Trainer::fit() {
 namespace {
 constexpr int kCheckpointVersion = 1;
 
+/// An integer field of the checkpoint metadata, in [lo, hi]: a JSON integer, or a float that
+/// holds an integer (a converted out-of-range float would be undefined behaviour).
+int64_t meta_int(const json& j, const char* key, const std::string& path, int64_t lo,
+                 int64_t hi = int64_t(1) << 53) {
+  const json& v = j.at(key);
+  bool ok = false;
+  int64_t r = 0;
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    ok = u <= uint64_t(hi);
+    r = ok ? int64_t(u) : 0;
+  } else if (v.is_number_integer()) {
+    r = v.get<int64_t>();
+    ok = true;
+  } else if (v.is_number_float()) {
+    double d = v.get<double>();
+    ok = std::isfinite(d) && d == std::floor(d) && d >= double(lo) && d <= double(hi);
+    r = ok ? int64_t(d) : 0;
+  } else {
+    EMBER_THROW("--resume ", path, ": corrupt checkpoint metadata: '", key, "' must be an integer, got ", v.dump());
+  }
+  EMBER_CHECK(ok && r >= lo && r <= hi, "--resume ", path, ": corrupt checkpoint metadata: '", key, "' is ",
+              v.dump(), ", expected an integer in [", lo, ", ", hi, "]");
+  return r;
+}
+
+uint64_t meta_uint(const json& j, const char* key, const std::string& path) {
+  const json& v = j.at(key);
+  EMBER_CHECK(v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0), "--resume ", path,
+              ": corrupt checkpoint metadata: '", key, "' must be a non-negative integer, got ", v.dump());
+  return v.get<uint64_t>();
+}
+
 /// The run's position as stored in a checkpoint.
 struct RunState {
   int64_t epoch = 0;      // the epoch in progress (0-based)
@@ -304,6 +363,7 @@ void Trainer::save_checkpoint(const std::string& path, bool epoch_end) {
   EpochSums sums;
   if (epoch_end) ++st.epoch;  // the sums of a finished epoch are not carried
   else sums = state_.sums.global(*pg_);
+  last_good_ = path;  // every rank names it (rank 0 writes it)
   if (!is_main()) return;
   nn::Module& model = *model_;
   optim::Optimizer& opt = *optimizer_;
@@ -349,9 +409,9 @@ void Trainer::load_checkpoint(const std::string& path) {
   json meta;
   try {
     meta = json::parse(it->second);
-    EMBER_CHECK(meta.at("format_version").get<int>() == kCheckpointVersion, "--resume ", path,
-                ": checkpoint format version ", meta.at("format_version").get<int>(), ", this build reads ",
-                kCheckpointVersion);
+    const json& fv = meta.at("format_version");
+    EMBER_CHECK(fv.is_number_integer() && fv.get<int64_t>() == kCheckpointVersion, "--resume ", path,
+                ": checkpoint format version ", fv.dump(), ", this build reads ", kCheckpointVersion);
     EMBER_CHECK(meta.at("model").get<std::string>() == model_name, "--resume ", path,
                 ": the checkpoint is of model '", meta.at("model").get<std::string>(), "' but --model is '",
                 model_name, "'");
@@ -364,18 +424,31 @@ void Trainer::load_checkpoint(const std::string& path) {
     optim::OptimizerState os{osd, meta.at("optimizer").get<optim::ScalarState>()};
     opt.load_state_dict(os);
     if (scheduler_) scheduler_->load_state_dict(meta.at("scheduler").get<optim::ScalarState>());
+    // Every number is range-checked before it is converted (Note [Exact resume]).
     const json& l = meta.at("loader");
-    loader.load_state({l.at("epoch").get<int64_t>(), l.at("batch").get<int64_t>(), l.at("seed").get<uint64_t>()});
-    default_generator().set_state({meta.at("rng").at("seed").get<uint64_t>(), meta.at("rng").at("offset").get<uint64_t>()});
-    st.epoch = meta.at("epoch").get<int64_t>();
-    st.iteration = meta.at("iteration").get<int64_t>();
-    st.best_acc = meta.at("best_acc").get<double>();
-    st.best_epoch = meta.at("best_epoch").get<int64_t>();
+    const int64_t l_epoch = meta_int(l, "epoch", path, 0), l_batch = meta_int(l, "batch", path, 0);
+    const uint64_t l_seed = meta_uint(l, "seed", path);
+    const json& rng = meta.at("rng");
+    const uint64_t rng_seed = meta_uint(rng, "seed", path), rng_offset = meta_uint(rng, "offset", path);
+    const int64_t epoch = meta_int(meta, "epoch", path, 0);
+    const int64_t iteration = meta_int(meta, "iteration", path, 0);
+    const int64_t best_epoch = meta_int(meta, "best_epoch", path, 0);
+    const double best_acc = meta.at("best_acc").get<double>();
+    EMBER_CHECK(std::isfinite(best_acc), "--resume ", path, ": corrupt checkpoint metadata: 'best_acc' is ", best_acc);
     const json& s = meta.at("epoch_sums");
-    sums.seen = s.at("seen").get<int64_t>();
+    const int64_t seen = meta_int(s, "seen", path, 0);
+    const int64_t correct = meta_int(s, "correct", path, 0);
+    const double loss_sum = s.at("loss").get<double>();
+    loader.load_state({l_epoch, l_batch, l_seed});
+    default_generator().set_state({rng_seed, rng_offset});
+    st.epoch = epoch;
+    st.iteration = iteration;
+    st.best_acc = best_acc;
+    st.best_epoch = best_epoch;
+    sums.seen = seen;
     if (sums.seen > 0) {
-      sums.loss = scalar_tensor(s.at("loss").get<double>(), {.dtype = DType::f64, .device = device});
-      sums.correct = scalar_tensor(double(s.at("correct").get<int64_t>()), {.dtype = DType::i64, .device = device});
+      sums.loss = scalar_tensor(loss_sum, {.dtype = DType::f64, .device = device});
+      sums.correct = scalar_tensor(double(correct), {.dtype = DType::i64, .device = device});
     }
   } catch (const json::exception& e) {
     EMBER_THROW("--resume ", path, ": corrupt checkpoint metadata: ", e.what());

@@ -168,6 +168,12 @@ struct TrainerOptions {
   bool progress = true;
   /// Register the built-in hooks (false: only yours; the loop itself still runs).
   bool default_hooks = true;
+  /// Note [Non-finite loss]: a NaN or inf training loss stops fit() with an error naming the
+  /// iteration and the last good checkpoint, before that iteration's backward and step;
+  /// skip_nonfinite skips such steps instead (logged, and left out of the epoch's sums).
+  bool skip_nonfinite = false;
+  /// Make the loss of this (1-based, global) iteration NaN, to test the above (-1: never).
+  int64_t nan_iteration = -1;
   /// Data parallel (world size > 1).
   dist::DDPOptions ddp;
   /// The log (null: OUT/train.log and the console; ranks > 0 warnings only).
@@ -250,6 +256,7 @@ class Trainer {
   enum class Point { before_train, after_train, before_epoch, after_epoch, before_iteration, after_iteration };
   void call(Point p);
   void train_step(const data::Batch& b);
+  void check_finite(const Tensor& loss);
 
   nn::ModulePtr model_;
   LossFn loss_fn_;
@@ -264,6 +271,8 @@ class Trainer {
   std::vector<HookPtr> hooks_;
   bool defaults_added_ = false;
   State state_;
+  std::string last_good_;   // the last checkpoint written or resumed from (Note [Non-finite loss])
+  int64_t skipped_ = 0;     // steps skipped for a non-finite loss
 };
 
 }  // namespace ember::train

@@ -6,6 +6,9 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <vector>
@@ -18,6 +21,39 @@ std::string dashed(std::string k) {
   std::replace(k.begin(), k.end(), '_', '-');
   return k;
 }
+
+// Checks a decimal integer and drops its leading zeros (CLI11 would read "010" as octal 8).
+std::string check_decimal(std::string& v, bool allow_sign) {
+  size_t i = 0;
+  if (allow_sign && (v.rfind('-', 0) == 0 || v.rfind('+', 0) == 0)) i = 1;
+  if (i >= v.size() || v.find_first_not_of("0123456789", i) != std::string::npos)
+    return "'" + v + "' is not a decimal integer";
+  const size_t first = std::min(v.find_first_not_of('0', i), v.size() - 1);
+  v.erase(i, first - i);
+  errno = 0;
+  char* end = nullptr;
+  if (allow_sign) std::strtoll(v.c_str(), &end, 10);
+  else std::strtoull(v.c_str(), &end, 10);
+  if (errno == ERANGE) return "'" + v + "' is out of range (at most " +
+                              (allow_sign ? std::to_string(INT64_MAX) : std::to_string(UINT64_MAX)) + ")";
+  return "";
+}
+
+const CLI::Validator kDecimalInt(
+    [](std::string& v) { return check_decimal(v, /*allow_sign=*/true); }, "", "decimal int64");
+const CLI::Validator kDecimalUint(
+    [](std::string& v) { return check_decimal(v, /*allow_sign=*/false); }, "", "decimal uint64");
+const CLI::Validator kFiniteNumber(
+    [](std::string& v) -> std::string {
+      errno = 0;
+      char* end = nullptr;
+      double d = std::strtod(v.c_str(), &end);
+      if (v.empty() || end != v.c_str() + v.size()) return "'" + v + "' is not a number";
+      if (!std::isfinite(d) || errno == ERANGE)
+        return "'" + v + "' is not a finite number in range";
+      return "";
+    },
+    "", "finite number");
 
 void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const AppSpec& spec) {
   app.add_option("--config", config_file,
@@ -72,6 +108,9 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const 
   app.add_option("--image-count", c.image_count, "images in that grid")->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--crash-iteration", c.crash_iteration, "exit with status 3 right after iteration N (to test resume)");
+  app.add_flag("--skip-nonfinite", c.skip_nonfinite,
+               "skip an optimizer step whose loss is NaN or inf (default: stop, naming the iteration and the last good checkpoint)");
+  app.add_option("--nan-iteration", c.nan_iteration, "make the loss NaN at iteration N (to test --skip-nonfinite)");
   app.add_option("--limit-train", c.limit_train, "use only the first N training samples")->check(CLI::NonNegativeNumber);
   app.add_option("--limit-test", c.limit_test, "use only the first N test samples")->check(CLI::NonNegativeNumber);
   app.add_option("--grad-compression", c.grad_compression, "none | fp16 (data-parallel allreduce)")
@@ -79,7 +118,19 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const 
   app.add_option("--bucket-mb", c.bucket_mb, "data-parallel gradient bucket size in MB")->capture_default_str()
       ->check(CLI::PositiveNumber);
   // An option given twice (in the file, then as a flag) keeps the last value.
-  for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  for (CLI::Option* o : app.get_options()) {
+    o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    // CLI11 (2.1) converts with strtoll/strtoull and base 0: it saturates out-of-range
+    // numbers (epochs 99999999999999999999999 became INT64_MAX), wraps "-1" to 2^64 - 1 for
+    // unsigned options and reads "010" as octal; NaN passes its NonNegativeNumber check.
+    // Numbers are vetted as strings first: decimal integers in range, finite floats.
+    // transform(): these run before the range checks added with the options.
+    const std::string full = o->get_type_name();  // "INT:POSITIVE": the type, then the checks
+    const std::string type = full.substr(0, full.find(':'));
+    if (type == "INT") o->transform(kDecimalInt);
+    else if (type == "UINT") o->transform(kDecimalUint);
+    else if (type == "FLOAT") o->transform(kFiniteNumber);
+  }
 }
 
 /// Applies a YAML mapping onto the options (as if given as flags before the real ones).
@@ -229,6 +280,8 @@ std::string config_to_yaml(const TrainConfig& c) {
   kv("image-every", c.image_every);
   kv("image-count", c.image_count);
   kv("crash-iteration", c.crash_iteration);
+  kv("skip-nonfinite", c.skip_nonfinite);
+  kv("nan-iteration", c.nan_iteration);
   kv("limit-train", c.limit_train);
   kv("limit-test", c.limit_test);
   kv("grad-compression", c.grad_compression);

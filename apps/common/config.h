@@ -45,6 +45,8 @@ struct TrainConfig {
   int64_t image_every = 1;      // a grid of test predictions every N epochs (0: never)
   int64_t image_count = 64;     // images in that grid
   int64_t crash_iteration = -1; // exit non-zero right after this global iteration (tests)
+  bool skip_nonfinite = false;  // skip a step whose loss is NaN or inf (default: stop the run)
+  int64_t nan_iteration = -1;   // make the loss NaN at this global iteration (tests)
   int64_t limit_train = 0;      // use only the first N training samples (0: all)
   int64_t limit_test = 0;
   std::string grad_compression = "none";  // none | fp16 (data-parallel)

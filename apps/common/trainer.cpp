@@ -158,6 +158,8 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   to.tensorboard = cfg.no_tensorboard ? "" : (cfg.tensorboard.empty() ? (fs::path(cfg.out) / "tb").string() : cfg.tensorboard);
   to.image_every = cfg.image_every;
   to.image_count = cfg.image_count;
+  to.skip_nonfinite = cfg.skip_nonfinite;
+  to.nan_iteration = cfg.nan_iteration;
   to.ddp = dist::DDPOptions{.bucket_mb = cfg.bucket_mb, .compression = dist::parse_grad_compression(cfg.grad_compression)};
   to.logger = log;
   train::Trainer trainer(model, classification_loss, opt, sched, train_loader, test_loader, to);

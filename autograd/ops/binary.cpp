@@ -71,6 +71,9 @@ Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in, doubl
   return out;
 }
 
+/// a && b for bool tensors (broadcast).
+Tensor logical_and_(const Tensor& a, const Tensor& b) { return ne(mul(a, b), 0.0); }
+
 struct BinaryBackward : autograd::Node {
   BinaryOp op;
   double alpha = 1.0;
@@ -107,11 +110,17 @@ struct BinaryBackward : autograd::Node {
         if (need_b) gb = -(g * A) / (B * B);
         break;
       case BinaryOp::pow:
-        if (need_a) ga = g * B * ember::pow(A, B - 1.0);
+        // As PyTorch's pow_backward_self / pow_backward_exponent.
+        if (need_a) {
+          // b a^(b-1), and 0 where b == 0 (a^0 is constant): at a = 0 the formula would
+          // give 0 * 0^-1 = NaN.
+          Tensor d = g * B * ember::pow(A, B - 1.0);
+          ga = where(eq(B, 0.0), zeros_like(d), d);
+        }
         if (need_b) {
-          // d/db a^b = a^b log a; taken as 0 where a == 0 (the limit for b > 0).
-          Tensor la = where(eq(A, 0.0), zeros_like(A), log(A));
-          gb = g * out.unpack(*this) * la;
+          // a^b log a, and 0 where a == 0 and b >= 0 (the limit; 0 * log 0 would be NaN).
+          Tensor d = g * out.unpack(*this) * log(A);
+          gb = where(logical_and_(eq(A, 0.0), ge(B, 0.0)), zeros_like(d), d);
         }
         break;
       case BinaryOp::maximum:
@@ -170,13 +179,27 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b, double alpha = 1
   return out;
 }
 
-/// A 0-d tensor for a scalar operand: it takes the tensor's dtype, unless a fractional
-/// scalar meets an integer tensor (then f32), as PyTorch's scalar promotion.
+/// A 0-d tensor for a scalar operand of a comparison: it takes the tensor's dtype, unless a
+/// fractional scalar meets an integer tensor (then f32). The result is bool either way; an
+/// integer tensor compares exactly with a whole number.
 Tensor scalar_like(const Tensor& t, double v) {
   DType dt = t.dtype();
   if (is_integral(dt) && (std::floor(v) != v || !std::isfinite(v))) dt = DType::f32;
   if (dt == DType::b8) dt = (v == 0.0 || v == 1.0) ? DType::b8 : DType::i64;
   return scalar_tensor(v, {.dtype = dt, .device = t.device()});
+}
+
+/// A 0-d tensor for a scalar operand of arithmetic (Scalar): its dtype depends on the
+/// scalar's kind, not its value, as PyTorch's: a floating tensor keeps its dtype; an
+/// integer or bool tensor with a floating-point number computes in f32; a bool tensor with
+/// an integer in i64; an integer tensor with an integer (or bool) keeps its dtype.
+Tensor scalar_operand(const Tensor& t, Scalar s) {
+  DType dt = t.dtype();
+  if (!is_floating(dt)) {
+    if (s.is_floating()) dt = DType::f32;
+    else if (dt == DType::b8 && s.kind() == Scalar::Kind::integral) dt = DType::i64;
+  }
+  return scalar_tensor(s.value(), {.dtype = dt, .device = t.device()});
 }
 
 }  // namespace
@@ -188,15 +211,16 @@ Tensor div(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::div, a
 Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::pow, a, b); }
 Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::maximum, a, b); }
 Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::minimum, a, b); }
-Tensor add(const Tensor& a, double b) { return add(a, scalar_like(a, b)); }
-Tensor sub(const Tensor& a, double b) { return sub(a, scalar_like(a, b)); }
-Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(a, b)); }
-Tensor div(const Tensor& a, double b) { return div(a, scalar_like(a, b)); }
-Tensor pow(const Tensor& a, double e) {
-  if (e == 2.0) return square(a);
-  return pow(a, scalar_like(a, e));
+Tensor add(const Tensor& a, Scalar b) { return add(a, scalar_operand(a, b)); }
+Tensor sub(const Tensor& a, Scalar b) { return sub(a, scalar_operand(a, b)); }
+Tensor mul(const Tensor& a, Scalar b) { return mul(a, scalar_operand(a, b)); }
+Tensor div(const Tensor& a, Scalar b) { return div(a, scalar_operand(a, b)); }
+Tensor pow(const Tensor& a, Scalar e) {
+  Tensor b = scalar_operand(a, e);
+  if (e.value() == 2.0 && b.dtype() == a.dtype()) return square(a);
+  return pow(a, b);
 }
-Tensor rsub(const Tensor& a, double b) { return sub(scalar_like(a, b), a); }
+Tensor rsub(const Tensor& a, Scalar b) { return sub(scalar_operand(a, b), a); }
 
 Tensor eq(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::eq, a, b); }
 Tensor ne(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::ne, a, b); }
@@ -215,14 +239,14 @@ Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-Tensor operator+(const Tensor& a, double b) { return add(a, b); }
-Tensor operator-(const Tensor& a, double b) { return sub(a, b); }
-Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
-Tensor operator/(const Tensor& a, double b) { return div(a, b); }
-Tensor operator+(double a, const Tensor& b) { return add(b, a); }
-Tensor operator-(double a, const Tensor& b) { return rsub(b, a); }
-Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_like(b, a), b); }
+Tensor operator+(const Tensor& a, Scalar b) { return add(a, b); }
+Tensor operator-(const Tensor& a, Scalar b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, Scalar b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, Scalar b) { return div(a, b); }
+Tensor operator+(Scalar a, const Tensor& b) { return add(b, a); }
+Tensor operator-(Scalar a, const Tensor& b) { return rsub(b, a); }
+Tensor operator*(Scalar a, const Tensor& b) { return mul(b, a); }
+Tensor operator/(Scalar a, const Tensor& b) { return div(scalar_operand(b, a), b); }
 
 // ---- where
 namespace {
