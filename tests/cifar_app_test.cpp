@@ -55,13 +55,7 @@ const fs::path& small_cifar(std::string& why) {
   const fs::path& dir = small_cifar(why_);          \
   if (dir.empty()) GTEST_SKIP() << why_
 
-std::vector<json> read_metrics(const fs::path& out) {
-  std::vector<json> rows;
-  std::ifstream f(out / "metrics.jsonl");
-  std::string line;
-  while (std::getline(f, line)) rows.push_back(json::parse(line));
-  return rows;
-}
+std::vector<json> read_metrics(const fs::path& out) { return test::read_metrics(out.string()); }
 
 }  // namespace
 

@@ -32,13 +32,7 @@ std::string mnist_dir() { return test::shared_data_dir() + "/mnist"; }
 
 fs::path scratch(const std::string& name) { return test::scratch_dir("mnist_app_" + name); }
 
-std::vector<json> read_metrics(const fs::path& out) {
-  std::vector<json> rows;
-  std::ifstream f(out / "metrics.jsonl");
-  std::string line;
-  while (std::getline(f, line)) rows.push_back(json::parse(line));
-  return rows;
-}
+std::vector<json> read_metrics(const fs::path& out) { return test::read_metrics(out.string()); }
 
 std::string common(const fs::path& out) {
   return "--data " + mnist_dir() + " --out " + out.string() + " --device cpu --log-interval 10 ";

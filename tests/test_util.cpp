@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 
 #include <cmath>
 #include <cstdlib>
@@ -69,6 +70,14 @@ std::string scratch_dir(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
+}
+
+std::vector<nlohmann::json> read_metrics(const std::string& out_dir) {
+  std::vector<nlohmann::json> rows;
+  std::ifstream f(std::filesystem::path(out_dir) / "metrics.jsonl");
+  std::string line;
+  while (std::getline(f, line)) rows.push_back(nlohmann::json::parse(line));
+  return rows;
 }
 
 std::string shared_data_dir() {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ember.h"
 
 namespace ember::test {
@@ -55,5 +57,8 @@ std::string scratch_dir(const std::string& name);
 
 /// ../shared/data (or $EMBER_DATA_DIR when set).
 std::string shared_data_dir();
+
+/// The rows of OUT/metrics.jsonl (what the apps and train::Trainer write), one per epoch.
+std::vector<nlohmann::json> read_metrics(const std::string& out_dir);
 
 }  // namespace ember::test

@@ -88,13 +88,7 @@ json checkpoint_meta(const fs::path& p) {
   return json::parse(f.metadata.at("ember"));
 }
 
-std::vector<json> read_metrics(const fs::path& out) {
-  std::vector<json> rows;
-  std::ifstream f(out / "metrics.jsonl");
-  std::string line;
-  while (std::getline(f, line)) rows.push_back(json::parse(line));
-  return rows;
-}
+std::vector<json> read_metrics(const fs::path& out) { return test::read_metrics(out.string()); }
 
 /// Records every call it gets as "name:point".
 struct Recorder : train::Hook {
