@@ -194,6 +194,25 @@ TEST(SweepGpu, SgdAndDropoutOnOffsetViews) {
   }
 }
 
+TEST(SweepGpu, RowBroadcastAndStridedBinaryOpsAreBitExact) {
+  EMBER_REQUIRE_GPU();
+  NoGradGuard ng;
+  FailureBudget budget;
+  for (DType dt : {DType::f32, DType::f16}) {
+    for (int64_t m : sweep_lengths()) {
+      if (m == 0) continue;
+      Tensor va = values(3 * m, dt, 1).reshape({3, m}), vb = values(m, dt, 2);
+      for (int64_t off = 0; off < 16 && !budget.spent(); off += 5) {
+        Tensor a = placed(va.reshape({3 * m}), off, kGpu).reshape({3, m}), b = placed(vb, (off + 3) % 16, kGpu);
+        // The bias add (row kernel), both operand orders, and a transposed (strided) operand.
+        budget.check(bytes_of(add(a, b)) == bytes_of(add(va, vb)), where("row + bias", dt, off, m));
+        budget.check(bytes_of(sub(b, a)) == bytes_of(sub(vb, va)), where("bias - row", dt, off, m));
+        budget.check(bytes_of(mul(a.t(), a.t())) == bytes_of(mul(va.t(), va.t())), where("strided mul", dt, off, m));
+      }
+    }
+  }
+}
+
 // ---- (2) block-size switch points
 
 TEST(SweepGpu, SoftmaxAndCrossEntropyAroundRowKernelSwitch) {
