@@ -320,7 +320,7 @@ TEST(SweepGpu, MoreThanTwoToThe31ElementsKeepTheirTail) {
     r.fill_(-1.0);
     EXPECT_EQ(tail(r), (std::vector<double>{-1, -1, -1, -1}));
     EXPECT_EQ(argmax(f).item<int64_t>(), n - 3);
-    EXPECT_NEAR(sum(f).item<double>(), double(n + 6), double(n) * 1e-6);
+    EXPECT_NEAR(sum(f).item<double>(), double(n + 6), double(n) * 1e-4);  // f32 partials round
     Tensor picked = index_select(f, 0, from_vector<int64_t>({n - 3, n - 1}, {2}, {.dtype = DType::i64}).to(kGpu));
     EXPECT_EQ(picked.to_vector<double>(), (std::vector<double>{7, 1}));
   }
