@@ -286,22 +286,36 @@ TEST(SweepGpu, ReductionsAroundBlockAndSplitSwitches) {
 TEST(SweepGpu, BatchNormAroundItsBlockSize) {
   EMBER_REQUIRE_GPU();
   manual_seed(23);
-  // 512-thread blocks over N x spatial per channel.
-  for (int64_t spatial : {1, 511, 512, 513, 1025}) {
-    for (int64_t channels : {1, 200}) {
-      Tensor x = randn({3, channels, 1, spatial}), w = randn({channels}), b = randn({channels});
-      Tensor gy = randn({3, channels, 1, spatial});
+  // 512-thread blocks over N x spatial per channel; with few channels and many elements
+  // per channel, the (channel x range) grid (the last three shapes), in training and eval.
+  struct BnShape {
+    int64_t n, channels, spatial;
+  };
+  std::vector<BnShape> shapes;
+  for (int64_t spatial : {1, 511, 512, 513, 1025})
+    for (int64_t channels : {1, 200}) shapes.push_back({3, channels, spatial});
+  shapes.push_back({16, 3, 4097});
+  shapes.push_back({8, 32, 1024});
+  shapes.push_back({64, 1, 2048});
+  for (bool training : {true, false}) {
+    for (const BnShape& sh : shapes) {
+      const int64_t spatial = sh.spatial, channels = sh.channels;
+      if (!training && sh.n == 3) continue;  // eval: the new grid only
+      Tensor x = randn({sh.n, channels, 1, spatial}), w = randn({channels}), b = randn({channels});
+      Tensor gy = randn({sh.n, channels, 1, spatial});
+      Tensor rm0 = randn({channels}) * 0.1, rv0 = rand({channels}) + 0.5;
       auto run = [&](Device d) {
         Tensor xi = x.to(d).requires_grad_(), wi = w.to(d).requires_grad_(), bi = b.to(d).requires_grad_();
-        Tensor rm = zeros({channels}, {.device = d}), rv = ones({channels}, {.device = d});
-        Tensor y = batch_norm(xi, rm, rv, wi, bi, true, 0.1, 1e-5);
+        Tensor rm = rm0.to(d).clone(), rv = rv0.to(d).clone();
+        Tensor y = batch_norm(xi, rm, rv, wi, bi, training, 0.1, 1e-5);
         TensorList g = autograd::grad({y}, {xi, wi, bi}, {gy.to(d)});
         return TensorList{y, g[0], g[1], g[2], rm, rv};
       };
       TensorList c = run(kCPU), a = run(kGpu), a2 = run(kGpu);
       for (size_t k = 0; k < c.size(); ++k) {
         EXPECT_TRUE(all_close(a[k].cpu(), c[k], 1e-3, 1e-4))
-            << "output " << k << " spatial=" << spatial << " channels=" << channels;
+            << "output " << k << " n=" << sh.n << " spatial=" << spatial << " channels=" << channels
+            << " training=" << training;
         EXPECT_EQ(bytes_of(a[k]), bytes_of(a2[k])) << "output " << k << " not repeatable";
       }
     }
