@@ -27,8 +27,23 @@ void sgd_step(DType dtype, void* param, const void* grad, void* momentum_buf, in
 }
 
 #if EMBER_WITH_CUDA
+#include <vector>
+
 namespace ember::cuda {
 void sgd_step(DType dtype, void* param, const void* grad, void* momentum_buf, int64_t n,
               const SgdStepArgs& args, cudaStream_t stream);
-}
+
+/// One parameter of a multi-tensor step (contiguous; `buf` null when momentum is off).
+struct SgdSlice {
+  void* param;
+  const void* grad;
+  void* buf;
+  int64_t n;
+};
+/// The same update for many parameters of one dtype in a few launches (chunks of every
+/// tensor spread over one grid) instead of one launch per parameter. All slices share
+/// `args` (so all have a buffer, or none; first_step alike). Element arithmetic as sgd_step.
+void sgd_step_multi(DType dtype, const std::vector<SgdSlice>& slices, const SgdStepArgs& args,
+                    cudaStream_t stream);
+}  // namespace ember::cuda
 #endif

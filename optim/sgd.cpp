@@ -74,9 +74,11 @@ void SGD::step() {
   }
 #endif
   const bool use_momentum = options_.momentum != 0.0;
+  // Checks first, so a bad parameter changes nothing (no half-applied step, no momentum
+  // buffer left uninitialized).
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
-    Tensor g = p.grad();
+    const Tensor& g = p.grad();
     if (!g.defined()) continue;
     EMBER_CHECK(g.shape() == p.shape() && g.dtype() == p.dtype() && g.device() == p.device(),
                 "SGD: the gradient of parameter ", i, " (", g.shape_str(), ", ",
@@ -85,6 +87,23 @@ void SGD::step() {
     // Parameters are contiguous when made by nn layers; the fused kernel needs that.
     EMBER_CHECK(p.is_contiguous(), "SGD: parameter ", i, " ", p.shape_str(),
                 " must be contiguous for the fused update");
+  }
+#if EMBER_WITH_CUDA
+  // CUDA parameters of one device, dtype and first-step state go in one multi-tensor
+  // launch sequence (instead of a launch per parameter).
+  struct Group {
+    int device;
+    DType dtype;
+    bool first;
+    std::vector<cuda::SgdSlice> slices;
+    TensorList keep;  // contiguous gradient copies, alive until queued
+  };
+  std::vector<Group> groups;
+#endif
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
     g = g.contiguous();
     Tensor& buf = buffers_[i];
     // The parameter moved (Module::to) since the buffer was made: the buffer follows it.
@@ -95,22 +114,33 @@ void SGD::step() {
       buf = empty(p.shape(), {.dtype = p.dtype(), .device = p.device()});
       first = true;
     }
-    SgdStepArgs args{options_.lr, options_.momentum, options_.dampening, options_.weight_decay,
-                     options_.nesterov, options_.maximize, first};
     void* bptr = use_momentum ? buf.data_ptr() : nullptr;
     if (p.device().is_cpu()) {
+      SgdStepArgs args{options_.lr, options_.momentum, options_.dampening, options_.weight_decay,
+                       options_.nesterov, options_.maximize, first};
       cpu::sgd_step(p.dtype(), p.data_ptr(), g.data_ptr(), bptr, p.numel(), args);
     } else {
       check_device_available(p.device(), "SGD.step");
 #if EMBER_WITH_CUDA
-      cuda::DeviceGuard guard(p.device().index);
-      cuda::sgd_step(p.dtype(), p.data_ptr(), g.data_ptr(), bptr, p.numel(), args,
-                     cuda::current_stream(p.device().index));
+      Group* grp = nullptr;
+      for (Group& q : groups)
+        if (q.device == p.device().index && q.dtype == p.dtype() && q.first == first) grp = &q;
+      if (!grp) grp = &groups.emplace_back(Group{p.device().index, p.dtype(), first, {}, {}});
+      grp->slices.push_back({p.data_ptr(), g.data_ptr(), bptr, p.numel()});
+      grp->keep.push_back(g);
 #endif
     }
     p.bump_version();
     if (use_momentum) buf.bump_version();
   }
+#if EMBER_WITH_CUDA
+  for (const Group& q : groups) {
+    SgdStepArgs args{options_.lr, options_.momentum, options_.dampening, options_.weight_decay,
+                     options_.nesterov, options_.maximize, q.first};
+    cuda::DeviceGuard guard(q.device);
+    cuda::sgd_step_multi(q.dtype, q.slices, args, cuda::current_stream(q.device));
+  }
+#endif
 }
 
 OptimizerState SGD::state_dict() const {

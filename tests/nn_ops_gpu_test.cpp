@@ -41,6 +41,9 @@ std::vector<NnCase> cases() {
        [](const TensorList& in) { return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true); }},
       {"bn_train_large_s", {{2, 2, 40, 40}, {2}, {2}},
        [](const TensorList& in) { return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true); }},
+      // Few channels, 16384 elements each: the (channel x range) grid.
+      {"bn_train_split", {{16, 2, 32, 32}, {2}, {2}},
+       [](const TensorList& in) { return batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true); }},
       {"bn_eval", {{4, 3, 5, 6}, {3}, {3}},
        [](const TensorList& in) {
          Tensor rm = full({3}, 0.25, {.dtype = in[0].dtype(), .device = in[0].device()});

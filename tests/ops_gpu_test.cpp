@@ -50,6 +50,12 @@ std::vector<OpCase> cases() {
       {"sum_rows", {{37, 1000}}, [](L in) { return sum(in[0], {1}); }},
       {"sum_cols", {{1000, 37}}, [](L in) { return sum(in[0], {0}); }},
       {"sum_mixed", {{4, 5, 6}}, [](L in) { return sum(in[0], {0, 2}, true); }},
+      // The column split (r across blocks) and the vector row kernel on misaligned rows.
+      {"sum_cols_split", {{4096, 10}}, [](L in) { return sum(in[0], {0}); }},
+      {"mean_cols_split", {{3000, 3, 7}}, [](L in) { return mean(in[0], {1, 0}); }},
+      {"max_cols_split", {{2000, 9}}, [](L in) { return max(in[0], {0}); }},
+      {"sum_rows_misaligned", {{5, 4099}}, [](L in) { return sum(in[0], {1}); }},
+      {"mean_rows_split", {{2, 70001}}, [](L in) { return mean(in[0], {1}); }},
       {"mean_noncontig", {{30, 40}}, [](L in) { return mean(tr(in[0]), {1}); }},
       {"max_dim", {{20, 33}}, [](L in) { return max(in[0], {1}); }},
       {"min_all", {{4099}}, [](L in) { return min(in[0]); }},

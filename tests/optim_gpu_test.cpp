@@ -75,6 +75,43 @@ TEST(SGDGpu, MisalignedParameterViewTakesTheScalarPath) {
   EXPECT_TRUE(all_close(pg.cpu(), pc, 1e-5, 1e-6));
 }
 
+TEST(SGDGpu, ManyParametersInOneMultiTensorStepMatchCpu) {
+  EMBER_REQUIRE_GPU();
+  const Device gpu("cuda:0");
+  // More tensors than one launch lists (36), one with more chunks than one launch has
+  // blocks (320 x 16384), sizes on both sides of a chunk, two dtypes (two groups), an
+  // empty parameter and a misaligned view.
+  std::vector<int64_t> sizes = {0, 1, 3, 16383, 16384, 16385, 6000001};
+  for (int i = 0; i < 45; ++i) sizes.push_back(1 + (i * 7919) % 5000);
+  manual_seed(13);
+  TensorList pc, pg;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    DType dt = i % 3 == 2 ? DType::f16 : DType::f32;
+    Tensor init = randn({sizes[i]}, {.dtype = dt});
+    pc.push_back(init.clone().requires_grad_());
+    pg.push_back(init.to(gpu).requires_grad_());
+  }
+  Tensor base = randn({1001}, {.device = gpu});
+  pg.push_back(narrow(base, 0, 1, 1000).detach().requires_grad_());
+  pc.push_back(pg.back().detach().cpu().clone().requires_grad_());
+  optim::SGDOptions o{.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-3, .nesterov = true};
+  optim::SGD a(pc, o), b(pg, o);
+  for (int s = 0; s < 3; ++s) {
+    for (size_t i = 0; i < pc.size(); ++i) {
+      Tensor g = randn(pc[i].shape(), {.dtype = pc[i].dtype()});
+      pc[i].set_grad(g);
+      pg[i].set_grad(g.to(gpu));
+    }
+    a.step();
+    b.step();
+  }
+  for (size_t i = 0; i < pc.size(); ++i) {
+    double tol = pc[i].dtype() == DType::f16 ? 1e-2 : 1e-5;
+    EXPECT_TRUE(all_close(pg[i].cpu(), pc[i], tol, tol)) << "parameter " << i << " of " << sizes.size();
+    EXPECT_TRUE(all_close(b.momentum_buffer(i).cpu(), a.momentum_buffer(i), tol, tol)) << "buffer " << i;
+  }
+}
+
 TEST(GradScalerGpu, FindsInfInCudaGradientsOfAnyFloatDtype) {
   EMBER_REQUIRE_GPU();
   const Device gpu("cuda:0");

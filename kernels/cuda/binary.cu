@@ -1,5 +1,6 @@
 // CUDA binary elementwise ops and where(): vectorized when both operands are contiguous
-// (or one is a scalar), strided index math otherwise.
+// (or one is a scalar), one modulo per element for a broadcast row (bias add), strided
+// index math otherwise (32-bit when n < 2^31). Speed unmeasured: no GPU run yet.
 #include "kernels/binary_math.h"
 #include "kernels/cuda/launch.h"
 
@@ -38,7 +39,8 @@ __global__ void binary_flat_kernel(const T* __restrict__ a, const T* __restrict_
   }
 }
 
-template <BinaryOp OP, class T>
+// SMALL: n < 2^31, index math in 32 bits (StridedLayout::offset_of32).
+template <BinaryOp OP, class T, bool SMALL>
 __global__ void binary_strided_kernel(const T* __restrict__ a, StridedLayout la,
                                       const T* __restrict__ b, StridedLayout lb,
                                       binary_out_t<OP, T>* __restrict__ out, int64_t n,
@@ -47,17 +49,34 @@ __global__ void binary_strided_kernel(const T* __restrict__ a, StridedLayout la,
   using O = binary_out_t<OP, T>;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    out[i] = O(binary_apply<OP, C>(C(a[la.offset_of(i)]), C(b[lb.offset_of(i)]), alpha));
+    out[i] = O(binary_apply<OP, C>(C(a[la.offset<SMALL>(i)]), C(b[lb.offset<SMALL>(i)]), alpha));
   }
 }
 
-template <class T>
+// One operand contiguous, the other a row of m elements repeated over the rows (a bias
+// add): one modulo per element instead of a div/mod per dim for both operands.
+template <BinaryOp OP, class T, bool SMALL, bool ROW_IS_B>
+__global__ void binary_row_kernel(const T* __restrict__ a, const T* __restrict__ b,
+                                  binary_out_t<OP, T>* __restrict__ out, int64_t n, int64_t m,
+                                  compute_t<T> alpha) {
+  using C = compute_t<T>;
+  using O = binary_out_t<OP, T>;
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    const int64_t j = SMALL ? int64_t(uint32_t(i) % uint32_t(m)) : i % m;
+    const C x = ROW_IS_B ? C(a[i]) : C(a[j]);
+    const C y = ROW_IS_B ? C(b[j]) : C(b[i]);
+    out[i] = O(binary_apply<OP, C>(x, y, alpha));
+  }
+}
+
+template <class T, bool SMALL>
 __global__ void where_kernel(const bool* __restrict__ c, StridedLayout lc, const T* __restrict__ a,
                              StridedLayout la, const T* __restrict__ b, StridedLayout lb,
                              T* __restrict__ out, int64_t n) {
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    out[i] = c[lc.offset_of(i)] ? a[la.offset_of(i)] : b[lb.offset_of(i)];
+    out[i] = c[lc.offset<SMALL>(i)] ? a[la.offset<SMALL>(i)] : b[lb.offset<SMALL>(i)];
   }
 }
 
@@ -83,19 +102,31 @@ void launch_flat(const T* a, const T* b, binary_out_t<OP, T>* out, int64_t n, co
   }
 }
 
+// A row broadcast over rows after coalescing: (rows, m) with strides (0, 1).
+bool is_row(const StridedLayout& l) { return l.ndim == 2 && l.strides[0] == 0 && l.strides[1] == 1; }
+
 template <BinaryOp OP, class T>
 void launch(const T* a, const StridedLayout& la, const T* b, const StridedLayout& lb,
             binary_out_t<OP, T>* out, int64_t n, double alpha_d, cudaStream_t s) {
   compute_t<T> alpha = compute_t<T>(alpha_d);
   bool ca = la.is_contiguous(), cb = lb.is_contiguous();
+  const bool small = n <= INT32_MAX;
   if (ca && cb) {
     launch_flat<OP, T, 0>(a, b, out, n, alpha, s);
   } else if (ca && is_scalar(lb)) {
     launch_flat<OP, T, 1>(a, b, out, n, alpha, s);
   } else if (is_scalar(la) && cb) {
     launch_flat<OP, T, 2>(a, b, out, n, alpha, s);
+  } else if (ca && is_row(lb)) {
+    if (small) binary_row_kernel<OP, T, true, true><<<grid_for(n), kThreads, 0, s>>>(a, b, out, n, lb.sizes[1], alpha);
+    else binary_row_kernel<OP, T, false, true><<<grid_for(n), kThreads, 0, s>>>(a, b, out, n, lb.sizes[1], alpha);
+  } else if (is_row(la) && cb) {
+    if (small) binary_row_kernel<OP, T, true, false><<<grid_for(n), kThreads, 0, s>>>(a, b, out, n, la.sizes[1], alpha);
+    else binary_row_kernel<OP, T, false, false><<<grid_for(n), kThreads, 0, s>>>(a, b, out, n, la.sizes[1], alpha);
+  } else if (small) {
+    binary_strided_kernel<OP, T, true><<<grid_for(n), kThreads, 0, s>>>(a, la, b, lb, out, n, alpha);
   } else {
-    binary_strided_kernel<OP, T><<<grid_for(n), kThreads, 0, s>>>(a, la, b, lb, out, n, alpha);
+    binary_strided_kernel<OP, T, false><<<grid_for(n), kThreads, 0, s>>>(a, la, b, lb, out, n, alpha);
   }
   EMBER_CUDA_CHECK_LAUNCH();
 }
@@ -119,9 +150,15 @@ void where(DType dtype, const bool* cond, const StridedLayout& lc, const void* a
   if (n == 0) return;
   EMBER_DISPATCH_ALL(dtype, "where", [&] {
     using T = scalar_t;
-    where_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(cond, lc, static_cast<const T*>(a), la,
-                                                          static_cast<const T*>(b), lb,
-                                                          static_cast<T*>(out), n);
+    if (n <= INT32_MAX) {
+      where_kernel<T, true><<<grid_for(n), kThreads, 0, stream>>>(cond, lc, static_cast<const T*>(a), la,
+                                                                  static_cast<const T*>(b), lb,
+                                                                  static_cast<T*>(out), n);
+    } else {
+      where_kernel<T, false><<<grid_for(n), kThreads, 0, stream>>>(cond, lc, static_cast<const T*>(a), la,
+                                                                   static_cast<const T*>(b), lb,
+                                                                   static_cast<T*>(out), n);
+    }
     EMBER_CUDA_CHECK_LAUNCH();
   });
 }

@@ -52,13 +52,14 @@ __global__ void cast_contig(const S* __restrict__ src, D* __restrict__ dst, int6
 }
 
 // Strided source and/or destination: element offsets from the row-major index.
-template <class S, class D, bool DstContig>
+// SMALL: n < 2^31, index math in 32 bits (StridedLayout::offset_of32).
+template <class S, class D, bool DstContig, bool SMALL>
 __global__ void cast_strided(const S* __restrict__ src, StridedLayout sl, D* __restrict__ dst,
                              StridedLayout dl, int64_t n) {
   int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    int64_t di = DstContig ? i : dl.offset_of(i);
-    dst[di] = cast_to<D>(src[sl.offset_of(i)]);
+    int64_t di = DstContig ? i : dl.offset<SMALL>(i);
+    dst[di] = cast_to<D>(src[sl.offset<SMALL>(i)]);
   }
 }
 
@@ -81,11 +82,11 @@ __global__ void fill_contig(T* __restrict__ dst, T value, int64_t n) {
   }
 }
 
-template <class T>
+template <class T, bool SMALL>
 __global__ void fill_strided(T* __restrict__ dst, StridedLayout l, T value, int64_t n) {
   int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    dst[l.offset_of(i)] = value;
+    dst[l.offset<SMALL>(i)] = value;
   }
 }
 
@@ -154,11 +155,17 @@ void copy(DType src_dtype, const void* src, const StridedLayout& src_l, DType ds
       D* d = static_cast<D*>(dst);
       if (src_contig && dst_contig) {
         launch_cast_contig<S, D>(s, d, n, stream);
-      } else if (dst_contig) {
-        cast_strided<S, D, true><<<grid_for(n), kThreads, 0, stream>>>(s, src_l, d, dst_l, n);
-        EMBER_CUDA_CHECK_LAUNCH();
       } else {
-        cast_strided<S, D, false><<<grid_for(n), kThreads, 0, stream>>>(s, src_l, d, dst_l, n);
+        const bool small = n <= INT32_MAX;
+        if (dst_contig && small) {
+          cast_strided<S, D, true, true><<<grid_for(n), kThreads, 0, stream>>>(s, src_l, d, dst_l, n);
+        } else if (dst_contig) {
+          cast_strided<S, D, true, false><<<grid_for(n), kThreads, 0, stream>>>(s, src_l, d, dst_l, n);
+        } else if (small) {
+          cast_strided<S, D, false, true><<<grid_for(n), kThreads, 0, stream>>>(s, src_l, d, dst_l, n);
+        } else {
+          cast_strided<S, D, false, false><<<grid_for(n), kThreads, 0, stream>>>(s, src_l, d, dst_l, n);
+        }
         EMBER_CUDA_CHECK_LAUNCH();
       }
     });
@@ -180,7 +187,11 @@ void fill(DType dtype, void* dst, const StridedLayout& l, double value, int64_t 
     if (contig) {
       launch_fill_contig<scalar_t>(d, v, n, stream);
     } else {
-      fill_strided<scalar_t><<<grid_for(n), kThreads, 0, stream>>>(d, l, v, n);
+      if (n <= INT32_MAX) {
+        fill_strided<scalar_t, true><<<grid_for(n), kThreads, 0, stream>>>(d, l, v, n);
+      } else {
+        fill_strided<scalar_t, false><<<grid_for(n), kThreads, 0, stream>>>(d, l, v, n);
+      }
       EMBER_CUDA_CHECK_LAUNCH();
     }
   });

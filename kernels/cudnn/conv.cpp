@@ -37,6 +37,7 @@ struct Descs {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, b = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;  // what the settings allow (before an algorithm's own)
   Descs(DType dtype, const ConvGeometry& g) {
     cudnnDataType_t dt = data_type(dtype);
     EMBER_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
@@ -58,7 +59,6 @@ struct Descs {
     EMBER_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv, int(g.groups)));
     // f32 stays exact FMA math unless TF32 is allowed (as for matmul); 16-bit types may
     // use tensor cores.
-    cudnnMathType_t math = CUDNN_DEFAULT_MATH;
     if (dtype == DType::f32 && !cuda::allow_tf32()) math = CUDNN_FMA_MATH;
     if (dtype == DType::f16 || dtype == DType::bf16) math = CUDNN_TENSOR_OP_MATH;
     EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
@@ -172,16 +172,18 @@ Algo lookup(const Key& key, Choose&& choose) {
 /// Runs exec(algo, workspace) with `a`. On NOT_SUPPORTED, tries the heuristic candidates
 /// (`fallbacks()`) in order, and caches the first that runs for `key`.
 template <class Exec, class Fallbacks>
-void run_algo(const Key& key, Algo a, cudnnConvolutionDescriptor_t conv, int device, bool det,
-              const char* what, const ConvGeometry& g, Exec&& exec, Fallbacks&& fallbacks) {
+void run_algo(const Key& key, Algo a, const Descs& d, int device, bool det, const char* what,
+              const ConvGeometry& g, Exec&& exec, Fallbacks&& fallbacks) {
   auto attempt = [&](const Algo& x) {
-    EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, x.math));
+    EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, x.math));
     Workspace ws(device, x.workspace);
     return exec(x, ws);
   };
   cudnnStatus_t st = attempt(a);
   if (st == CUDNN_STATUS_SUCCESS) return;
   if (st != CUDNN_STATUS_NOT_SUPPORTED) EMBER_CUDNN_CHECK(st);
+  // Ask the heuristics under the settings' math type, not the failed algorithm's.
+  EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, d.math));
   for (const Algo& c : fallbacks()) {
     if (c.algo == a.algo && c.math == a.math) continue;
     st = attempt(c);
@@ -232,7 +234,7 @@ void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* 
                                                              &n, perf, ws->ptr, ws->size));
     return pick(perf, n, false, "forward", g);
   });
-  run_algo(key, a, d.conv, device, deterministic, "forward", g,
+  run_algo(key, a, d, device, deterministic, "forward", g,
            [&](const Algo& x_, Workspace& ws) {
              return cudnnConvolutionForward(h, s.one(), d.x, x, d.w, w, d.conv,
                                             cudnnConvolutionFwdAlgo_t(x_.algo), ws.ptr, ws.size,
@@ -257,6 +259,8 @@ void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void*
     };
     Key key = make_key(Pass::bwd_data, dtype, g, device, deterministic, {w, gy, gx});
     Algo a = lookup(key, [&] {
+      // The previous pass left its algorithm's math type on the shared descriptor.
+      EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, d.math));
       if (deterministic) {
         std::vector<Algo> u = heuristics();
         if (u.empty()) throw_none(true, "backward-data", g);
@@ -269,7 +273,7 @@ void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void*
                                                                     kMax, &n, perf, ws->ptr, ws->size));
       return pick(perf, n, false, "backward-data", g);
     });
-    run_algo(key, a, d.conv, device, deterministic, "backward-data", g,
+    run_algo(key, a, d, device, deterministic, "backward-data", g,
              [&](const Algo& x_, Workspace& ws) {
                return cudnnConvolutionBackwardData(h, s.one(), d.w, w, d.y, gy, d.conv,
                                                    cudnnConvolutionBwdDataAlgo_t(x_.algo), ws.ptr,
@@ -287,6 +291,8 @@ void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void*
     };
     Key key = make_key(Pass::bwd_filter, dtype, g, device, deterministic, {x, gy, gw});
     Algo a = lookup(key, [&] {
+      // The previous pass left its algorithm's math type on the shared descriptor.
+      EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, d.math));
       if (deterministic) {
         std::vector<Algo> u = heuristics();
         if (u.empty()) throw_none(true, "backward-filter", g);
@@ -299,7 +305,7 @@ void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void*
                                                                       kMax, &n, perf, ws->ptr, ws->size));
       return pick(perf, n, false, "backward-filter", g);
     });
-    run_algo(key, a, d.conv, device, deterministic, "backward-filter", g,
+    run_algo(key, a, d, device, deterministic, "backward-filter", g,
              [&](const Algo& x_, Workspace& ws) {
                return cudnnConvolutionBackwardFilter(h, s.one(), d.x, x, d.y, gy, d.conv,
                                                      cudnnConvolutionBwdFilterAlgo_t(x_.algo), ws.ptr,
