@@ -8,27 +8,15 @@ option-A shortcuts: stride-2 subsampling and zero channel padding), SGD lr 0.01 
 random inputs and labels (as bench_ddp), one warm-up step, then ITERS timed steps, each ended
 by a synchronize. Prints one JSON line: median and mean step time, and images per second
 over the mean (as bench_ddp's images_per_s counter: iterations x batch / total time)."""
-import json, statistics, sys, time
+import json, os, statistics, sys, time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 
-class LeNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(400, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = torch.flatten(x, 1)
-        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lenet_pytorch import LeNet  # noqa: E402  (the same LeNet as the epoch benchmark)
 
 
 class BasicBlock(nn.Module):

@@ -20,13 +20,7 @@ namespace {
 using test::all_close;
 const Device kGpu("cuda:0");
 
-/// The raw bytes of t's elements in row-major order (for bit-exact comparisons).
-std::vector<unsigned char> bytes_of(const Tensor& t) {
-  Tensor c = t.cpu().contiguous();
-  std::vector<unsigned char> b(size_t(c.nbytes()));
-  if (!b.empty()) std::memcpy(b.data(), c.data_ptr(), b.size());
-  return b;
-}
+using test::bytes_of;
 
 // ---- host waits
 

@@ -23,12 +23,7 @@ using test::all_close;
 const Device kGpu("cuda:0");
 constexpr int64_t kGuard = 16;  // elements on each side of a view
 
-std::vector<unsigned char> bytes_of(const Tensor& t) {
-  Tensor c = t.cpu().contiguous();
-  std::vector<unsigned char> b(size_t(c.nbytes()));
-  if (!b.empty()) std::memcpy(b.data(), c.data_ptr(), b.size());
-  return b;
-}
+using test::bytes_of;
 
 // scripts/gpu_check.sh reruns the gpu tests under compute-sanitizer with the caching
 // allocator off; there every launch is many times slower, so the sweeps thin out (every

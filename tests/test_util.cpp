@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -70,6 +71,13 @@ std::string scratch_dir(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
+}
+
+std::vector<unsigned char> bytes_of(const Tensor& t) {
+  Tensor c = t.cpu().contiguous();
+  std::vector<unsigned char> b(size_t(c.nbytes()));
+  if (!b.empty()) std::memcpy(b.data(), c.data_ptr(), b.size());
+  return b;
 }
 
 std::vector<nlohmann::json> read_metrics(const std::string& out_dir) {

@@ -58,6 +58,10 @@ std::string scratch_dir(const std::string& name);
 /// ../shared/data (or $EMBER_DATA_DIR when set).
 std::string shared_data_dir();
 
+/// The raw bytes of t's elements in row-major order, copied to the CPU (for bit-exact
+/// comparisons across devices).
+std::vector<unsigned char> bytes_of(const Tensor& t);
+
 /// The rows of OUT/metrics.jsonl (what the apps and train::Trainer write), one per epoch.
 std::vector<nlohmann::json> read_metrics(const std::string& out_dir);
 
