@@ -83,6 +83,7 @@ KIT_PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
   libyaml-cpp-dev libyaml-cpp0.7 libcli11-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9
   nlohmann-json3-dev libstb-dev zlib1g-dev zlib1g
+  libprotobuf-dev libprotobuf32 libprotobuf-lite32 protobuf-compiler libprotoc32
 )
 
 # ============================================================================ --prepare
@@ -1033,12 +1034,14 @@ PY
 fi
 
 # ---- compute-sanitizer: memcheck on ember's kernels, racecheck/synccheck on shared memory
-MEMCHECK=(ops_gpu_test mathops_gpu_test nn_ops_gpu_test shape_gpu_test tensor_gpu_test optim_gpu_test data_gpu_test)
+MEMCHECK=(ops_gpu_test mathops_gpu_test nn_ops_gpu_test shape_gpu_test tensor_gpu_test optim_gpu_test data_gpu_test
+          cuda_path_gpu_test sweep_gpu_test)
 # The kernels with __shared__ memory: reductions (block_sum, row_reduce), softmax, loss,
 # batch norm, the direct convolutions.
 RACE=("ops_gpu_test:OpsGpu.LargeReductionsSplitAcrossBlocks"
       "mathops_gpu_test:MathopsGpu.ParityTable"
-      "nn_ops_gpu_test:NnGpu.DirectConvKernelsMatchCpu:NnGpu.RunningStatsMatchCpu")
+      "nn_ops_gpu_test:NnGpu.DirectConvKernelsMatchCpu:NnGpu.RunningStatsMatchCpu"
+      "sweep_gpu_test:SweepGpu.SoftmaxAndCrossEntropyAroundRowKernelSwitch:SweepGpu.ReductionsAroundBlockAndSplitSwitches:SweepGpu.BatchNormAroundItsBlockSize")
 san_run() {  # tool log bin [gtest filter]: runs one program under the sanitizer, in the background
   local tool=$1 logf=$2 bin=$3 filter=${4:-}
   EMBER_CUDA_ALLOC=direct OMP_NUM_THREADS=${SAN_OMP:-1} timeout -k 5 "$T" "$SANITIZER" --tool "$tool" --error-exitcode 99 \
