@@ -28,9 +28,10 @@ namespace ember::cpu {
 /// OpenBLAS for f32/f64; f16/bf16 convert to f32, multiply, convert back.
 void gemm_strided_batched(DType dtype, const void* a, const void* b, void* c,
                           const GemmParams& p);
-/// OpenBLAS's rounding depends on its own thread count (which follows OMP_NUM_THREADS), so
-/// deterministic mode runs it on one thread (`on`), or gives it back the count it started
-/// with. ember's own threads are not affected.
+/// OpenBLAS's rounding depends on its own thread count, and a GEMM split over ember's threads
+/// on theirs, so deterministic mode runs every GEMM whole on one thread (`on`), or gives
+/// OpenBLAS back its default count (cpu::blas_default_threads: 1 unless the user set
+/// OPENBLAS_NUM_THREADS) and lets large GEMMs split again. Other ember loops are not affected.
 void set_blas_single_threaded(bool on);
 }  // namespace ember::cpu
 

@@ -1,7 +1,8 @@
 // CPU convolution: f32 stride-1 convolutions run the direct AVX2 kernels where they win
 // (kernels/cpu/conv_direct.h); the rest im2col + GEMM through OpenBLAS. Images are spread over
 // OpenMP threads, each running single-threaded GEMMs on its own column buffer (small per-image
-// GEMMs thread badly inside BLAS); a batch smaller than the thread count lets BLAS thread instead.
+// GEMMs thread badly inside BLAS). BLAS is on one thread by default anyway (Note [One thread pool]
+// in kernels/cpu/threads.cpp); a user-set OPENBLAS_NUM_THREADS threads a single image's GEMMs.
 #include <cblas.h>
 #include <omp.h>
 
@@ -144,7 +145,8 @@ int64_t macs(const ConvGeometry& g) {
   return g.n * g.c_out * g.oh * g.ow * (g.c_in / g.groups) * g.kh * g.kw;
 }
 
-/// Threads to spread the images over (1: all images on this thread, BLAS may thread).
+/// Threads to spread the images over (1: all images on this thread, where BLAS threads only
+/// if the user gave it threads).
 int threads_for(const ConvGeometry& g) {
   int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (g.n < 2 || nt < 2 || macs(g) < kMinParallelMacs) return 1;

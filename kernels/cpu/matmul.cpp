@@ -1,25 +1,28 @@
 // CPU strided-batched GEMM through OpenBLAS (16-bit floats via f32 buffers).
 #include <cblas.h>
 
+#include <omp.h>
+
+#include <algorithm>
 #include <climits>
 #include <vector>
 
 #include "kernels/cpu/loops.h"
+#include "kernels/cpu/threads.h"
 #include "kernels/matmul.h"
 #include "tensor/error.h"
 
 namespace ember::cpu {
-
-void set_blas_single_threaded(bool on) {
-  static const int initial = openblas_get_num_threads();
-  openblas_set_num_threads(on ? 1 : initial);
-}
 
 namespace {
 
 // Below this many multiply-adds per GEMM, OpenBLAS runs single-threaded anyway, so the
 // batch loop itself is what should be spread over the cores.
 constexpr int64_t kSmallGemm = int64_t(1) << 18;
+
+// From this many multiply-adds a single GEMM is split over ember's OpenMP team, each thread
+// running single-threaded BLAS on a block of C (Note [One thread pool] in threads.cpp).
+constexpr int64_t kSplitGemm = int64_t(1) << 20;
 
 template <class T>
 void blas_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
@@ -82,6 +85,40 @@ void one_gemm(const T* a, const T* b, T* c, const GemmParams& p) {
   }
 }
 
+// One GEMM, its C split into blocks of rows or of columns (whichever dim is larger) over the
+// OpenMP team when it is large, BLAS is on one thread and deterministic mode is off (then a
+// GEMM always runs whole, so its rounding cannot depend on the thread count).
+template <class T>
+void split_gemm(const T* a, const T* b, T* c, const GemmParams& p) {
+  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (nt < 2 || p.k == 0 || p.m * p.n * p.k < kSplitGemm || blas_pinned() ||
+      openblas_get_num_threads() != 1) {
+    one_gemm<T>(a, b, c, p);
+    return;
+  }
+  const bool by_rows = p.m >= p.n;
+  const int64_t dim = by_rows ? p.m : p.n, align = by_rows ? 4 : 16;
+  const int64_t blocks = std::min<int64_t>(nt, std::max<int64_t>(1, dim / align));
+  if (blocks < 2) {
+    one_gemm<T>(a, b, c, p);
+    return;
+  }
+#pragma omp parallel for num_threads(int(blocks)) schedule(static)
+  for (int64_t t = 0; t < blocks; ++t) {
+    const int64_t lo = dim * t / blocks / align * align;
+    const int64_t hi = t + 1 == blocks ? dim : dim * (t + 1) / blocks / align * align;
+    if (lo >= hi) continue;
+    GemmParams q = p;
+    if (by_rows) {
+      q.m = hi - lo;
+      one_gemm<T>(a + (p.trans_a ? lo : lo * p.lda), b, c + lo * p.ldc, q);
+    } else {
+      q.n = hi - lo;
+      one_gemm<T>(a, b + (p.trans_b ? lo * p.ldb : lo), c + lo, q);
+    }
+  }
+}
+
 }  // namespace
 
 void gemm_strided_batched(DType dtype, const void* a, const void* b, void* c,
@@ -114,7 +151,8 @@ void gemm_strided_batched(DType dtype, const void* a, const void* b, void* c,
         for (int64_t i = b0; i < b1; ++i) entry(i);
       }, 1);
     } else {
-      for (int64_t i = 0; i < p.batch; ++i) entry(i);
+      for (int64_t i = 0; i < p.batch; ++i)
+        split_gemm<T>(pa + i * p.stride_a, pb + i * p.stride_b, pc + i * p.stride_c, p);
     }
   });
 }
