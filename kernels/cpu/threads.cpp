@@ -5,9 +5,6 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include <alloca.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <cstring>
 
@@ -27,16 +24,19 @@ namespace ember::cpu {
 // constructor of the program: a setenv from a C++ static initializer is too late, and one
 // from the executable's .preinit_array (which does run first) is lost too, because libc's
 // own initializer, run after it, resets `environ` to the original array. What works: the
-// .preinit_array entry (static builds, the default) sees the environment as its third
-// argument and, when neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, re-executes
+// .preinit_array entry sees the environment as its third argument and, when neither
+// OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set, re-executes
 // /proc/self/exe once with OMP_WAIT_POLICY=passive (and OPENBLAS_NUM_THREADS=1 when no BLAS
 // thread count is set) added, before any library has initialized, so nothing runs twice but
 // the loader (about a millisecond). EMBER_THREAD_DEFAULTS marks the second start and lists
 // what ember added; ember's ordinary initializer then removes those variables again, so
 // child processes see the user's environment. Setting EMBER_THREAD_DEFAULTS (to anything,
-// e.g. 0) turns the re-exec off; so does LD_PRELOAD (valgrind, sanitizer runtimes) and a
-// shared-library build (a DSO may not have .preinit_array). Without the re-exec only the
-// BLAS cap applies, through openblas_set_num_threads at load.
+// e.g. 0) turns the re-exec off; so does LD_PRELOAD (valgrind, sanitizer runtimes).
+// The hook (kernels/cpu/thread_defaults.cpp) is compiled into ember's own programs only
+// (the apps, tests and benchmarks), never into the library: a library must not re-execute
+// the program that embeds it. Elsewhere only the BLAS cap applies, through
+// openblas_set_num_threads at load; an embedding program sets OMP_WAIT_POLICY itself, or
+// compiles that file in.
 // An explicit OMP_WAIT_POLICY, GOMP_SPINCOUNT, OPENBLAS_NUM_THREADS or GOTO_NUM_THREADS wins.
 
 namespace {
@@ -50,53 +50,6 @@ bool env_set(const char* name) {
   const char* v = std::getenv(name);
   return v != nullptr && *v != '\0';
 }
-
-// Whether envp holds NAME=<something>; before libc's initializer getenv cannot be used.
-[[maybe_unused]] const char* envp_value(char** envp, const char* name) {
-  const size_t len = std::strlen(name);
-  for (char** e = envp; e && *e; ++e) {
-    if (std::strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
-  }
-  return nullptr;
-}
-
-[[maybe_unused]] bool envp_set(char** envp, const char* name) {
-  const char* v = envp_value(envp, name);
-  return v != nullptr && *v != '\0';
-}
-
-[[maybe_unused]] void preinit(int argc, char** argv, char** envp) {
-  if (argc < 1 || argv == nullptr || envp_value(envp, kMarker) != nullptr ||
-      envp_value(envp, "LD_PRELOAD") != nullptr || envp_set(envp, "OMP_WAIT_POLICY") ||
-      envp_set(envp, "GOMP_SPINCOUNT")) {
-    return;
-  }
-  const bool add_blas = !envp_set(envp, "OPENBLAS_NUM_THREADS") && !envp_set(envp, "GOTO_NUM_THREADS");
-  size_t n = 0;
-  while (envp[n]) ++n;
-  char** env = static_cast<char**>(alloca((n + 4) * sizeof(char*)));
-  size_t k = 0;
-  for (size_t i = 0; i < n; ++i) {
-    // Drop empty settings of the variables ember adds (a repeated name is ambiguous).
-    if (std::strcmp(envp[i], "OMP_WAIT_POLICY=") == 0 || std::strcmp(envp[i], "GOMP_SPINCOUNT=") == 0 ||
-        (add_blas && (std::strcmp(envp[i], "OPENBLAS_NUM_THREADS=") == 0 ||
-                      std::strcmp(envp[i], "GOTO_NUM_THREADS=") == 0))) {
-      continue;
-    }
-    env[k++] = envp[i];
-  }
-  env[k++] = const_cast<char*>("OMP_WAIT_POLICY=passive");
-  if (add_blas) env[k++] = const_cast<char*>("OPENBLAS_NUM_THREADS=1");
-  env[k++] = const_cast<char*>(add_blas ? "EMBER_THREAD_DEFAULTS=wb" : "EMBER_THREAD_DEFAULTS=w");
-  env[k] = nullptr;
-  execve("/proc/self/exe", argv, env);
-  // Failed (no /proc, ...): carry on with libgomp's default wait policy.
-}
-
-#if EMBER_PREINIT
-__attribute__((section(".preinit_array"), used)) void (*const ember_preinit_entry)(
-    int, char**, char**) = preinit;
-#endif
 
 // What the re-exec added ("w": OMP_WAIT_POLICY, "b": OPENBLAS_NUM_THREADS); read before
 // the variables are removed.
