@@ -11,6 +11,8 @@
 
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,7 +21,9 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "io/safetensors.h"
 #include "test_util.h"
@@ -88,6 +92,34 @@ void expect_same_model(const fs::path& a, const fs::path& b) {
   EXPECT_GT(compared, 0);
 }
 
+
+/// Runs `cmd` (through sh, output discarded) and SIGKILLs it the moment a temporary
+/// checkpoint file shows up in `out` (a write in progress), or after `limit` seconds.
+/// Returns the exit status as run_command does (137 when killed).
+int run_killed_mid_write(const std::string& cmd, const fs::path& out, double limit) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::string c = "exec " + cmd + " >/dev/null 2>&1";
+    ::execl("/bin/sh", "sh", "-c", c.c_str(), (char*)nullptr);
+    ::_exit(127);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  int st = 0;
+  for (;;) {
+    if (::waitpid(pid, &st, WNOHANG) == pid) break;
+    bool writing = false;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(out, ec))
+      if (e.path().filename().string().rfind("last.ckpt.tmp", 0) == 0) writing = true;
+    if (writing || std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+      break;
+    }
+  }
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 }  // namespace
 
 TEST(CrashSafety, KilledAtRandomMomentsAndResumedEndsBitForBitEqual) {
@@ -103,7 +135,7 @@ TEST(CrashSafety, KilledAtRandomMomentsAndResumedEndsBitForBitEqual) {
   // From just after start-up to a third of the whole run: early kills hit start-up, loading
   // the checkpoint or the first write; later ones land in iterations and checkpoint writes,
   // and each run gets a little further, so that 12 kills come before the end.
-  std::uniform_real_distribution<double> delay(0.05, std::max(0.3, 0.35 * t_full));
+  std::uniform_real_distribution<double> delay(0.05, std::max(0.3, 0.3 * t_full));
   const int kKills = 12;
   int killed = 0, finished_early = 0, torn_tmp_seen = 0;
   int64_t last_iteration = -1;
@@ -113,9 +145,17 @@ TEST(CrashSafety, KilledAtRandomMomentsAndResumedEndsBitForBitEqual) {
     std::string resume = fs::exists(out / "last.ckpt") ? "--resume " + (out / "last.ckpt").string() + " " : "";
     char t[32];
     std::snprintf(t, sizeof t, "%.3f", d);
-    test::CommandResult r = test::run_command("timeout -s KILL " + std::string(t) + " " + mnist_bin() + " " +
-                                              common(out) + base + resume);
-    log += "kill " + std::to_string(k) + " after " + t + " s: status " + std::to_string(r.status);
+    // Every third kill waits for a checkpoint write to begin and kills inside it.
+    const bool mid_write = k % 3 == 2;
+    test::CommandResult r;
+    if (mid_write) {
+      r.status = run_killed_mid_write(mnist_bin() + " " + common(out) + base + resume, out, 2 * t_full);
+      std::snprintf(t, sizeof t, "mid-write");
+    } else {
+      r = test::run_command("timeout -s KILL " + std::string(t) + " " + mnist_bin() + " " + common(out) + base + resume);
+    }
+    log += "kill " + std::to_string(k) + (mid_write ? " " : " after ") + t + (mid_write ? "" : " s") + ": status " +
+           std::to_string(r.status);
     if (r.status == 0) {  // the run completed before its kill: it must still be exact
       ++finished_early;
       log += " (completed)\n";
@@ -147,6 +187,8 @@ TEST(CrashSafety, KilledAtRandomMomentsAndResumedEndsBitForBitEqual) {
   std::printf("uninterrupted run %.2f s; %d kills, %d left a torn temporary file\n%s", t_full, killed,
               torn_tmp_seen, log.c_str());
   EXPECT_GE(killed, 8) << log;
+  // A kill inside a write is the case the atomic writer exists for; at least one must land.
+  EXPECT_GT(torn_tmp_seen, 0) << log;
   EXPECT_GT(last_iteration, 0) << "no kill came after the first checkpoint\n" << log;
   expect_same_model(ref / "last.ckpt", out / "last.ckpt");
   expect_same_model(ref / "best.safetensors", out / "best.safetensors");

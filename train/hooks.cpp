@@ -275,10 +275,9 @@ void CheckpointHook::after_epoch(Trainer& t) {
   if (t.options().out.empty()) return;
   if (st.best_epoch == st.epoch + 1 && t.is_main()) {  // EvalHook found a better test accuracy
     std::string best = t.out_path("best.safetensors");
-    std::string tmp = best + ".tmp";
-    save_safetensors(tmp, t.model().state_dict().items(),
+    // Atomic and durable by itself (Note [Crash-safe checkpoints] in train/trainer.cpp).
+    save_safetensors(best, t.model().state_dict().items(),
                      {{"epoch", std::to_string(st.epoch + 1)}, {"test_acc", std::to_string(st.best_acc)}});
-    fs::rename(tmp, best);
     t.log().info(strf("saved the best model so far (%.2f%%) to %s", st.best_acc, best.c_str()));
   }
   checkpoint(t, true);
