@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <chrono>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "io/safetensors.h"
@@ -93,10 +94,33 @@ void expect_same_model(const fs::path& a, const fs::path& b) {
 }
 
 
-/// Runs `cmd` (through sh, output discarded) and SIGKILLs it the moment a temporary
-/// checkpoint file shows up in `out` (a write in progress), or after `limit` seconds.
-/// Returns the exit status as run_command does (137 when killed).
-int run_killed_mid_write(const std::string& cmd, const fs::path& out, double limit) {
+/// When run_and_kill() kills its run.
+struct KillAt {
+  enum Kind { kSeconds, kCheckpoints, kMidWrite } kind;
+  double seconds = 0;   // kSeconds: after this long (start-up, loading the checkpoint, ...)
+  int checkpoints = 0;  // kCheckpoints: after this many new last.ckpt (each rename is a new inode)...
+  int jitter_us = 0;    // ...and this many microseconds more (into the next iteration)
+};
+
+/// Runs `cmd` (through sh, output discarded) and SIGKILLs it at `at` (or after `limit`
+/// seconds); kMidWrite kills it the moment a new last.ckpt temporary shows up (a write in
+/// progress). Polling by the moment, not by wall time alone, so the kills land where they
+/// are meant to however loaded the machine is. Returns the status as run_command does.
+int run_and_kill(const std::string& cmd, const fs::path& out, const KillAt& at, double limit) {
+  auto tmp_names = [&] {
+    std::set<std::string> r;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(out, ec))
+      if (e.path().filename().string().rfind("last.ckpt.tmp", 0) == 0) r.insert(e.path().filename().string());
+    return r;
+  };
+  auto inode = [&] {
+    struct stat sb;
+    return ::stat((out / "last.ckpt").c_str(), &sb) == 0 ? uint64_t(sb.st_ino) : uint64_t(0);
+  };
+  const std::set<std::string> before = tmp_names();  // a killed run's leftovers, not a write
+  uint64_t ino = inode();
+  int renames = 0;
   pid_t pid = ::fork();
   if (pid == 0) {
     std::string c = "exec " + cmd + " >/dev/null 2>&1";
@@ -106,68 +130,85 @@ int run_killed_mid_write(const std::string& cmd, const fs::path& out, double lim
   auto t0 = std::chrono::steady_clock::now();
   int st = 0;
   for (;;) {
-    if (::waitpid(pid, &st, WNOHANG) == pid) break;
-    bool writing = false;
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(out, ec))
-      if (e.path().filename().string().rfind("last.ckpt.tmp", 0) == 0) writing = true;
-    if (writing || std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit) {
+    if (::waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    bool now = t > limit;
+    if (at.kind == KillAt::kSeconds) now |= t >= at.seconds;
+    if (at.kind == KillAt::kMidWrite) {
+      for (const auto& n : tmp_names()) now |= !before.count(n);
+    }
+    if (at.kind == KillAt::kCheckpoints) {
+      uint64_t i = inode();
+      if (i != 0 && i != ino) {
+        ino = i;
+        if (++renames >= at.checkpoints) {
+          std::this_thread::sleep_for(std::chrono::microseconds(at.jitter_us));
+          now = true;
+        }
+      }
+    }
+    if (now) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &st, 0);
-      break;
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     }
+    if (at.kind != KillAt::kMidWrite) std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 }  // namespace
 
 TEST(CrashSafety, KilledAtRandomMomentsAndResumedEndsBitForBitEqual) {
   REQUIRE_MNIST();
-  // 480 samples / 32 = 15 iterations per epoch, 3 epochs, a checkpoint after every iteration.
-  const std::string base = "--epochs 3 --limit-train 480 --limit-test 100 --batch-size 32 --save-every 1 --workers 0 ";
+  // 480 samples / 32 = 15 iterations per epoch, 4 epochs, a checkpoint after every iteration.
+  const std::string base = "--epochs 4 --limit-train 480 --limit-test 100 --batch-size 32 --save-every 1 --workers 0 ";
   fs::path ref = scratch("ref"), out = scratch("killed");
   test::CommandResult full = test::run_command(mnist_bin() + " " + common(ref) + base);
   ASSERT_EQ(full.status, 0) << full.output;
   const double t_full = full.seconds;
 
-  std::mt19937 rng(15);  // fixed: the same kill moments every run of the suite
-  // From just after start-up to a third of the whole run: early kills hit start-up, loading
-  // the checkpoint or the first write; later ones land in iterations and checkpoint writes,
-  // and each run gets a little further, so that 12 kills come before the end.
-  std::uniform_real_distribution<double> delay(0.05, std::max(0.3, 0.3 * t_full));
+  std::mt19937 rng(15);  // fixed: the same kill plan every run of the suite
   const int kKills = 12;
   int killed = 0, finished_early = 0, torn_tmp_seen = 0;
   int64_t last_iteration = -1;
   std::string log;
   for (int k = 0; k < kKills; ++k) {
-    double d = delay(rng);
-    std::string resume = fs::exists(out / "last.ckpt") ? "--resume " + (out / "last.ckpt").string() + " " : "";
-    char t[32];
-    std::snprintf(t, sizeof t, "%.3f", d);
-    // Every third kill waits for a checkpoint write to begin and kills inside it.
-    const bool mid_write = k % 3 == 2;
-    test::CommandResult r;
-    if (mid_write) {
-      r.status = run_killed_mid_write(mnist_bin() + " " + common(out) + base + resume, out, 2 * t_full);
-      std::snprintf(t, sizeof t, "mid-write");
+    // A third of the kills come after a random time up to a tenth of the whole run (start-up,
+    // loading the checkpoint, the first iterations), a third inside a checkpoint write, a
+    // third 1-3 checkpoints in plus 0-5 ms (mid-iteration). At most ~2/3 of the run is done
+    // by the 12 kills however fast the machine is, so every one of them lands.
+    KillAt at{KillAt::kSeconds};
+    char what[64];
+    if (k % 3 == 0) {
+      at.seconds = std::uniform_real_distribution<double>(0.01, 0.1 * t_full)(rng);
+      std::snprintf(what, sizeof what, "after %.3f s", at.seconds);
+    } else if (k % 3 == 1) {
+      at.kind = KillAt::kCheckpoints;
+      at.checkpoints = std::uniform_int_distribution<int>(1, 3)(rng);
+      at.jitter_us = std::uniform_int_distribution<int>(0, 5000)(rng);
+      std::snprintf(what, sizeof what, "%d checkpoints + %d us in", at.checkpoints, at.jitter_us);
     } else {
-      r = test::run_command("timeout -s KILL " + std::string(t) + " " + mnist_bin() + " " + common(out) + base + resume);
+      at.kind = KillAt::kMidWrite;
+      std::snprintf(what, sizeof what, "inside a checkpoint write");
     }
-    log += "kill " + std::to_string(k) + (mid_write ? " " : " after ") + t + (mid_write ? "" : " s") + ": status " +
-           std::to_string(r.status);
-    if (r.status == 0) {  // the run completed before its kill: it must still be exact
+    std::string resume = fs::exists(out / "last.ckpt") ? "--resume " + (out / "last.ckpt").string() + " " : "";
+    std::vector<std::string> before = leftover_tmp_files(out);
+    int status = run_and_kill(mnist_bin() + " " + common(out) + base + resume, out, at, 4 * t_full + 10);
+    log += "kill " + std::to_string(k) + " " + what + ": status " + std::to_string(status);
+    if (status == 0) {  // the run completed before its kill: it must still be exact
       ++finished_early;
       log += " (completed)\n";
       break;
     }
-    ASSERT_EQ(r.status, 137) << "killed run " << k << " failed on its own:\n" << r.output;
+    ASSERT_EQ(status, 137) << "killed run " << k << " failed on its own\n" << log;
     ++killed;
-    std::vector<std::string> tmp = leftover_tmp_files(out);
+    std::vector<std::string> tmp;  // what this run left (start-up removed the older ones)
+    for (const auto& n : leftover_tmp_files(out))
+      if (std::find(before.begin(), before.end(), n) == before.end()) tmp.push_back(n);
     torn_tmp_seen += tmp.empty() ? 0 : 1;
     if (fs::exists(out / "last.ckpt")) {
       json meta;
-      ASSERT_NO_THROW(meta = checkpoint_meta(out / "last.ckpt")) << "after kill " << k << " (" << t << " s)";
+      ASSERT_NO_THROW(meta = checkpoint_meta(out / "last.ckpt")) << "after kill " << k << " (" << what << ")";
       int64_t it = meta.at("iteration").get<int64_t>();
       EXPECT_GE(it, last_iteration) << "last.ckpt went back in time after kill " << k;
       last_iteration = it;
@@ -176,7 +217,7 @@ TEST(CrashSafety, KilledAtRandomMomentsAndResumedEndsBitForBitEqual) {
       EXPECT_EQ(last_iteration, -1) << "last.ckpt disappeared after kill " << k;
       log += ", no checkpoint yet";
     }
-    if (!tmp.empty()) log += " (a torn temporary file " + tmp[0] + " was left beside it)";
+    if (!tmp.empty()) log += " (its torn temporary " + tmp[0] + " was left beside it)";
     log += "\n";
   }
   if (!finished_early) {
@@ -186,7 +227,7 @@ TEST(CrashSafety, KilledAtRandomMomentsAndResumedEndsBitForBitEqual) {
   }
   std::printf("uninterrupted run %.2f s; %d kills, %d left a torn temporary file\n%s", t_full, killed,
               torn_tmp_seen, log.c_str());
-  EXPECT_GE(killed, 8) << log;
+  EXPECT_EQ(killed, kKills) << log;
   // A kill inside a write is the case the atomic writer exists for; at least one must land.
   EXPECT_GT(torn_tmp_seen, 0) << log;
   EXPECT_GT(last_iteration, 0) << "no kill came after the first checkpoint\n" << log;
