@@ -1,6 +1,7 @@
 // The built-in hooks of train::Trainer.
 #include "train/hooks.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -252,8 +253,18 @@ void CheckpointHook::checkpoint(Trainer& t, bool epoch_end) {
   if (!t.is_main() || keep <= 0) return;
   // The numbered copies: checkpoint_<iteration>.ckpt, the `keep` highest iterations kept.
   std::string numbered = t.out_path("checkpoint_" + std::to_string(t.state().iteration) + ".ckpt");
+  // Copied aside, fsynced, renamed, the folder fsynced: as durable as last.ckpt itself.
   fs::copy_file(last, numbered + ".tmp", fs::copy_options::overwrite_existing);
+  auto sync = [](const std::string& p, int flags) {
+    int fd = ::open(p.c_str(), flags | O_CLOEXEC);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  };
+  sync(numbered + ".tmp", O_RDONLY);
   fs::rename(numbered + ".tmp", numbered);
+  sync(t.options().out, O_RDONLY | O_DIRECTORY);
   static const std::regex pattern(R"(checkpoint_(\d+)\.ckpt)");
   std::vector<std::pair<int64_t, fs::path>> found;
   for (const auto& e : fs::directory_iterator(t.options().out)) {
@@ -275,10 +286,9 @@ void CheckpointHook::after_epoch(Trainer& t) {
   if (t.options().out.empty()) return;
   if (st.best_epoch == st.epoch + 1 && t.is_main()) {  // EvalHook found a better test accuracy
     std::string best = t.out_path("best.safetensors");
-    std::string tmp = best + ".tmp";
-    save_safetensors(tmp, t.model().state_dict().items(),
+    // Atomic and durable by itself (Note [Crash-safe checkpoints] in train/trainer.cpp).
+    save_safetensors(best, t.model().state_dict().items(),
                      {{"epoch", std::to_string(st.epoch + 1)}, {"test_acc", std::to_string(st.best_acc)}});
-    fs::rename(tmp, best);
     t.log().info(strf("saved the best model so far (%.2f%%) to %s", st.best_acc, best.c_str()));
   }
   checkpoint(t, true);

@@ -1,7 +1,12 @@
 // train::Trainer: the loop, checkpoints and exact resume (Note [Exact resume] in trainer.h).
 #include "train/trainer.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -106,6 +111,24 @@ EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, data::DataLoader& 
 
 // ---- Trainer
 
+void ensure_output_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) EMBER_THROW("output folder '", dir, "' cannot be created: ", ec.message());
+  EMBER_CHECK(fs::is_directory(dir, ec), "output folder '", dir, "' is not a folder");
+  // Permission bits do not tell (root ignores them; a read-only mount does not show in
+  // them): create and remove a probe file, so that a folder nothing can be written to fails
+  // here, before any work, not at the first checkpoint an epoch later.
+  std::string probe = (fs::path(dir) / (".ember_write_probe." + std::to_string(::getpid()))).string();
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int e = errno;
+    EMBER_THROW("output folder '", dir, "' is not writable: ", std::strerror(e));
+  }
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 Trainer::Trainer(nn::ModulePtr model, LossFn loss, std::shared_ptr<optim::Optimizer> optimizer,
                  std::shared_ptr<optim::LRScheduler> scheduler, std::shared_ptr<data::DataLoader> train_loader,
                  std::shared_ptr<data::DataLoader> test_loader, TrainerOptions options)
@@ -127,7 +150,20 @@ Trainer::Trainer(nn::ModulePtr model, LossFn loss, std::shared_ptr<optim::Optimi
               "Trainer: sched_unit must be 'epoch' or 'iteration', got '", opt_.sched_unit, "'");
   pg_ = dist::is_initialized() ? &dist::default_group() : &dist::init_process_group();
   device_ = model_->device();
-  if (!opt_.out.empty() && is_main()) fs::create_directories(opt_.out);
+  if (!opt_.out.empty() && is_main()) {
+    ensure_output_dir(opt_.out);
+    // What a writer killed mid-write left behind (Note [Crash-safe checkpoints]): the
+    // temporary files of last.ckpt, best.safetensors and the numbered copies.
+    for (const auto& e : fs::directory_iterator(opt_.out)) {
+      std::string n = e.path().filename().string();
+      bool ours = n.rfind("last.ckpt.tmp", 0) == 0 || n.rfind("best.safetensors.tmp", 0) == 0 ||
+                  (n.rfind("checkpoint_", 0) == 0 && n.find(".ckpt.tmp") != std::string::npos);
+      if (ours && e.is_regular_file()) {
+        std::error_code ec;
+        fs::remove(e.path(), ec);
+      }
+    }
+  }
   logger_ = opt_.logger;
   if (!logger_) logger_ = std::make_shared<Logger>(is_main() ? out_path("train.log") : "", !is_main());
 }
@@ -387,10 +423,12 @@ void Trainer::save_checkpoint(const std::string& path, bool epoch_end) {
       {"optimizer", os.scalars},
       {"scheduler", scheduler_ ? scheduler_->state_dict() : optim::ScalarState{}},
   };
-  // Written aside, then renamed: a run that dies while writing leaves the previous one intact.
-  std::string tmp = path + ".tmp";
-  save_safetensors(tmp, tensors, {{"ember", meta.dump()}});
-  fs::rename(tmp, path);
+  // Note [Crash-safe checkpoints]: save_safetensors writes PATH.tmp.<pid>, fsyncs it, renames
+  // it over PATH and fsyncs the folder, so PATH is always the previous checkpoint or the new
+  // one, whole, even if the process is killed or the machine loses power mid-write; a write
+  // that fails (ENOSPC, EIO) removes the temporary file and throws naming it and the cause,
+  // with PATH left as it was. tests/crash_safety_test.cpp kills runs at random moments.
+  save_safetensors(path, tensors, {{"ember", meta.dump()}});
 }
 
 void Trainer::load_checkpoint(const std::string& path) {

@@ -142,6 +142,11 @@ class Hook {
 };
 using HookPtr = std::shared_ptr<Hook>;
 
+/// Creates `dir` (and its parents) when missing and checks that a file can be created in
+/// it; throws an ember::Error naming the folder and the cause otherwise. Trainer calls it
+/// on OUT before training, so a bad --out fails at once, not at the first checkpoint.
+void ensure_output_dir(const std::string& dir);
+
 struct TrainerOptions {
   int64_t epochs = 1;
   /// Folder of train.log, metrics.jsonl, checkpoints, images (created; empty: no files).

@@ -80,7 +80,7 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   const bool main_rank = pg.is_main();
   const int world = pg.world_size();
   Device device = resolve_device(cfg.device, pg);
-  if (!evaluating && main_rank) fs::create_directories(cfg.out);
+  if (!evaluating && main_rank) train::ensure_output_dir(cfg.out);  // before any work
   auto log = std::make_shared<train::Logger>(
       evaluating || !main_rank ? "" : (fs::path(cfg.out) / "train.log").string(), !main_rank);
   if (!evaluating && main_rank) {
