@@ -381,7 +381,7 @@ print(f"\nBoth builds one after the other on 16 cores: about {total_est:.0f} s, 
 print("Planned within the 480 s deadline on 16 cores (each stage's cap; a stage that no longer fits is skipped with "
       f"the reason): setup and configure ~15 s, build ~{total_est:.0f} s, device facts ~5 s, GPU tests <= 180 s "
       "(all programs at once), kernel benchmarks <= 60 s each (4 programs, CUDA rows only), memcheck <= 150 s "
-      "(7 programs at once), racecheck + synccheck <= 60 s each, end to end ~60 s (two PyTorch steps, one LeNet "
+      "(9 programs at once), racecheck + synccheck <= 60 s each, end to end ~60 s (two PyTorch steps, one LeNet "
       "epoch each side). The caps add up to more than the deadline on purpose: the stages run in order of value "
       "and the deadline cuts the least valuable.")
 PY
