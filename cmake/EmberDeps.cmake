@@ -26,6 +26,8 @@ if(NOT EMBER_STB_INCLUDE)
   message(FATAL_ERROR "stb/stb_image_write.h not found: `apt-get install libstb-dev`")
 endif()
 find_package(yaml-cpp QUIET)
+# train/: the trainer's console and file log.
+find_package(spdlog REQUIRED)
 
 function(ember_option_error name what)
   message(FATAL_ERROR "${name}=ON but ${what}")

@@ -1,7 +1,10 @@
 #include "train/log.h"
 
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <cstdarg>
-#include <ctime>
 #include <vector>
 
 #include "tensor/error.h"
@@ -21,39 +24,35 @@ std::string strf(const char* fmt, ...) {
   return out;
 }
 
-Logger::Logger(const std::string& file, bool quiet) : path_(file), quiet_(quiet) {
+Logger::Logger(const std::string& file, bool quiet) : path_(file) {
+  auto console = std::make_shared<spdlog::sinks::stdout_sink_mt>();
+  std::vector<spdlog::sink_ptr> sinks{console};
   if (!file.empty()) {
-    file_ = std::fopen(file.c_str(), "a");
-    EMBER_CHECK(file_ != nullptr, "cannot open the log file ", file);
+    spdlog::sink_ptr f;
+    try {
+      f = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file, /*truncate=*/false);
+    } catch (const spdlog::spdlog_ex& e) {
+      EMBER_THROW("cannot open the log file ", file, ": ", e.what());
+    }
+    sinks.push_back(f);
+    file_ = std::make_shared<spdlog::logger>("ember.file", f);
+  }
+  both_ = std::make_shared<spdlog::logger>("ember", sinks.begin(), sinks.end());
+  for (auto* l : {both_.get(), file_.get()}) {
+    if (!l) continue;
+    l->set_pattern("%Y-%m-%d %H:%M:%S %l %v");
+    l->set_level(quiet ? spdlog::level::warn : spdlog::level::info);
+    l->flush_on(spdlog::level::info);
   }
 }
 
-Logger::~Logger() {
-  if (file_) std::fclose(file_);
-}
+Logger::~Logger() = default;
 
-void Logger::write(const char* level, const std::string& msg, bool console, bool file) {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&now, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (console) {
-    std::fprintf(stdout, "%s %s %s\n", stamp, level, msg.c_str());
-    std::fflush(stdout);
-  }
-  if (file && file_) {
-    std::fprintf(file_, "%s %s %s\n", stamp, level, msg.c_str());
-    std::fflush(file_);
-  }
+void Logger::info(const std::string& msg) { both_->info(msg); }
+void Logger::warn(const std::string& msg) { both_->warn(msg); }
+void Logger::error(const std::string& msg) { both_->error(msg); }
+void Logger::file_only(const std::string& msg) {
+  if (file_) file_->info(msg);
 }
-
-void Logger::info(const std::string& msg) {
-  if (!quiet_) write("info", msg, true, true);
-}
-void Logger::warn(const std::string& msg) { write("warning", msg, true, true); }
-void Logger::error(const std::string& msg) { write("error", msg, true, true); }
-void Logger::file_only(const std::string& msg) { write("info", msg, false, true); }
 
 }  // namespace ember::train

@@ -1,9 +1,11 @@
 #pragma once
 // The trainer's console + file log, and printf-style formatting for its messages.
-#include <cstdio>
 #include <memory>
-#include <mutex>
 #include <string>
+
+namespace spdlog {
+class logger;
+}
 
 namespace ember::train {
 
@@ -11,7 +13,8 @@ namespace ember::train {
 std::string strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /// Lines "YYYY-MM-DD HH:MM:SS level message" on stdout and appended to `file` (empty:
-/// console only). `quiet` (ranks > 0 of a data-parallel run) keeps warnings and errors only.
+/// console only), through spdlog. `quiet` (ranks > 0 of a data-parallel run) keeps warnings
+/// and errors only.
 class Logger {
  public:
   explicit Logger(const std::string& file = "", bool quiet = false);
@@ -28,11 +31,8 @@ class Logger {
   const std::string& path() const { return path_; }
 
  private:
-  void write(const char* level, const std::string& msg, bool console, bool file);
-  std::mutex mu_;
   std::string path_;
-  std::FILE* file_ = nullptr;
-  bool quiet_;
+  std::shared_ptr<spdlog::logger> both_, file_;  // console + file; file alone (or null)
 };
 
 }  // namespace ember::train
