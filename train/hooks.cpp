@@ -1,7 +1,6 @@
 // The built-in hooks of train::Trainer.
 #include "train/hooks.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -247,24 +246,13 @@ void ImageGridHook::after_epoch(Trainer& t) {
 
 void CheckpointHook::checkpoint(Trainer& t, bool epoch_end) {
   if (t.options().out.empty()) return;
-  std::string last = t.out_path("last.ckpt");
-  t.save_checkpoint(last, epoch_end);  // a collective; rank 0 writes
   int64_t keep = t.options().keep_checkpoints;
+  // The numbered copies, checkpoint_<iteration>.ckpt (the `keep` highest iterations kept),
+  // go through the same atomic writer as last.ckpt (a collective too; rank 0 writes), which
+  // is written last so that it is the one a non-finite loss names.
+  if (keep > 0) t.save_checkpoint(t.out_path("checkpoint_" + std::to_string(t.state().iteration) + ".ckpt"), epoch_end);
+  t.save_checkpoint(t.out_path("last.ckpt"), epoch_end);
   if (!t.is_main() || keep <= 0) return;
-  // The numbered copies: checkpoint_<iteration>.ckpt, the `keep` highest iterations kept.
-  std::string numbered = t.out_path("checkpoint_" + std::to_string(t.state().iteration) + ".ckpt");
-  // Copied aside, fsynced, renamed, the folder fsynced: as durable as last.ckpt itself.
-  fs::copy_file(last, numbered + ".tmp", fs::copy_options::overwrite_existing);
-  auto sync = [](const std::string& p, int flags) {
-    int fd = ::open(p.c_str(), flags | O_CLOEXEC);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-  };
-  sync(numbered + ".tmp", O_RDONLY);
-  fs::rename(numbered + ".tmp", numbered);
-  sync(t.options().out, O_RDONLY | O_DIRECTORY);
   static const std::regex pattern(R"(checkpoint_(\d+)\.ckpt)");
   std::vector<std::pair<int64_t, fs::path>> found;
   for (const auto& e : fs::directory_iterator(t.options().out)) {
