@@ -111,7 +111,10 @@ def main():
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
 
-    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    else:  # Debian's torch 1.13: the CUDA scaler (disabled when not needed)
+        scaler = torch.cuda.amp.GradScaler(enabled=amp == torch.float16)
 
     def step():
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):

@@ -83,8 +83,9 @@ void State::request_stop(std::string reason, std::string by) {
 // ---- evaluation
 
 EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, data::DataLoader& loader, dist::ProcessGroup* pg,
-                    bool accuracy) {
+                    bool accuracy, DType amp) {
   NoGradGuard no_grad;
+  AutocastGuard autocast(amp, /*enabled=*/amp != DType::f32);
   model.eval();
   loader.set_epoch(0);
   Tensor loss_sum, correct;
@@ -283,7 +284,7 @@ void Trainer::train_step(const data::Batch& b) {
 
 EvalResult Trainer::evaluate() {
   EMBER_CHECK(test_loader_ != nullptr, "Trainer::evaluate: no test loader was given");
-  return train::evaluate(*model_, loss_fn_, *test_loader_, pg_, opt_.accuracy);
+  return train::evaluate(*model_, loss_fn_, *test_loader_, pg_, opt_.accuracy, opt_.amp);
 }
 
 FitResult Trainer::fit() {

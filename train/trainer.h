@@ -219,9 +219,10 @@ struct EvalResult {
 };
 
 /// Evaluates `model` on this rank's share of `loader` (the sums are added over the ranks of
-/// `pg`, null: this process alone). Used by EvalHook and by `--evaluate`.
+/// `pg`, null: this process alone). Used by EvalHook and by `--evaluate`. `amp` f16/bf16:
+/// the forward pass under autocast, as in training (Note [Mixed precision in the loop]).
 EvalResult evaluate(nn::Module& model, const LossFn& loss, data::DataLoader& loader,
-                    dist::ProcessGroup* pg = nullptr, bool accuracy = true);
+                    dist::ProcessGroup* pg = nullptr, bool accuracy = true, DType amp = DType::f32);
 
 class Trainer {
  public:

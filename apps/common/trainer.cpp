@@ -148,7 +148,7 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
       weights = nn::StateDict(f.tensors);
     }
     model->load_state_dict(weights);
-    train::EvalResult r = train::evaluate(*model, classification_loss, *test_loader, &pg);
+    train::EvalResult r = train::evaluate(*model, classification_loss, *test_loader, &pg, true, amp);
     if (main_rank)
       std::printf("%s\n", json{{"test_loss", r.loss}, {"test_acc", r.acc}, {"test_samples", r.count}}.dump().c_str());
     return 0;
