@@ -11,7 +11,7 @@ option-A shortcuts: stride-2 subsampling and zero channel padding), SGD lr 0.01 
 random inputs and labels (as bench_ddp), one warm-up step, then ITERS timed steps, each ended
 by a synchronize. Prints one JSON line: median and mean step time, and images per second
 over the mean (as bench_ddp's images_per_s counter: iterations x batch / total time)."""
-import json, os, statistics, sys, time
+import contextlib, json, os, statistics, sys, time
 
 import torch
 import torch.nn as nn
@@ -117,7 +117,8 @@ def main():
         scaler = torch.cuda.amp.GradScaler(enabled=amp == torch.float16)
 
     def step():
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        ctx = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+        with ctx:
             loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
         scaler.scale(loss).backward()
