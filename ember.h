@@ -1,5 +1,6 @@
 #pragma once
 // ember: a small tensor and reverse-mode autograd library. One include for everything.
+#include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
 #include "autograd/gradcheck.h"
 #include "autograd/node.h"

@@ -6,6 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 
@@ -158,6 +159,8 @@ void run_engine(const TensorList& roots, const TensorList& grads_in, bool retain
                 const std::unordered_map<NodeKey, size_t, NodeKeyHash>* captures,
                 TensorList* results) {
   NoGradGuard no_grad;
+  // Backward ops compute in the dtypes their forward ops used (autograd/autocast.h).
+  AutocastGuard no_autocast(DType::f16, /*enabled=*/false);
   EMBER_CHECK(grads_in.empty() || grads_in.size() == roots.size(), "backward: got ",
               grads_in.size(), " gradients for ", roots.size(), " outputs");
   std::vector<Edge> root_edges;

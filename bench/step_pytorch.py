@@ -2,13 +2,16 @@
 """One training step (forward, cross-entropy, backward, SGD) in PyTorch: the reference for
 bench_ddp's `step_plain_<model>/<device>` rows (scripts/gpu_check.sh compares the two).
 
-Usage: step_pytorch.py MODEL BATCH ITERS [DEVICE]     MODEL: lenet | resnet20
+Usage: step_pytorch.py MODEL BATCH ITERS [DEVICE] [--amp fp16|bf16]
+       MODEL: lenet | resnet20 | resnet18
+--amp: the forward pass and loss under torch.autocast(DEVICE, dtype), fp16 with a GradScaler
+(bench_amp's amp_step_<model>/<f16|bf16> rows are ember's side).
 Same models as ember's nn::make_model (LeNet; ResNet-20 of He et al. 2016 for CIFAR with
 option-A shortcuts: stride-2 subsampling and zero channel padding), SGD lr 0.01 momentum 0.9,
 random inputs and labels (as bench_ddp), one warm-up step, then ITERS timed steps, each ended
 by a synchronize. Prints one JSON line: median and mean step time, and images per second
 over the mean (as bench_ddp's images_per_s counter: iterations x batch / total time)."""
-import json, os, statistics, sys, time
+import contextlib, json, os, statistics, sys, time
 
 import torch
 import torch.nn as nn
@@ -56,22 +59,71 @@ class ResNet20(nn.Module):
         return self.linear(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Block18(nn.Module):
+    """kuangliu/pytorch-cifar's BasicBlock (ResNet-18 for CIFAR), as ember's resnet18."""
+    def __init__(self, in_planes, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        layers, in_planes = [], 64
+        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            for i in range(2):
+                layers.append(Block18(in_planes, planes, stride if i == 0 else 1))
+                in_planes = planes
+        self.layers = nn.Sequential(*layers)
+        self.linear = nn.Linear(512, 10)
+
+    def forward(self, x):
+        x = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return self.linear(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
 def main():
-    model_name, batch, iters = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    device = torch.device(sys.argv[4] if len(sys.argv) > 4 else "cpu")
+    args = [a for a in sys.argv[1:]]
+    amp = None
+    if "--amp" in args:
+        i = args.index("--amp")
+        amp = {"fp16": torch.float16, "bf16": torch.bfloat16}[args[i + 1]]
+        del args[i:i + 2]
+    model_name, batch, iters = args[0], int(args[1]), int(args[2])
+    device = torch.device(args[3] if len(args) > 3 else "cpu")
     torch.manual_seed(1)
-    model = {"lenet": LeNet, "resnet20": ResNet20}[model_name]().to(device)
+    model = {"lenet": LeNet, "resnet20": ResNet20, "resnet18": ResNet18}[model_name]().to(device)
     shape = (batch, 1, 28, 28) if model_name == "lenet" else (batch, 3, 32, 32)
     x = torch.randn(shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     model.train()
 
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    else:  # Debian's torch 1.13: the CUDA scaler (disabled when not needed)
+        scaler = torch.cuda.amp.GradScaler(enabled=amp == torch.float16)
+
     def step():
-        loss = F.cross_entropy(model(x), y)
+        ctx = torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+        with ctx:
+            loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         if device.type == "cuda":
             torch.cuda.synchronize()
 
@@ -84,6 +136,7 @@ def main():
     med = statistics.median(times)
     print(json.dumps({"framework": "pytorch " + torch.__version__, "model": model_name,
                       "device": str(device), "batch": batch, "iters": iters,
+                      "amp": {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(amp, "none"),
                       "median_step_ms": med * 1e3, "mean_step_ms": statistics.mean(times) * 1e3,
                       "images_per_second": batch / statistics.mean(times),
                       "cudnn_benchmark": torch.backends.cudnn.benchmark}))

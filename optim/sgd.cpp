@@ -46,7 +46,11 @@ void check_options(const SGDOptions& o) {
 }  // namespace
 
 SGD::SGD(TensorList params, SGDOptions options)
-    : Optimizer(std::move(params)), options_(options), buffers_(params_.size()) {
+    : Optimizer(std::move(params)),
+      options_(options),
+      buffers_(params_.size()),
+      masters_(params_.size()),
+      master_versions_(params_.size(), 0) {
   check_options(options_);
 }
 
@@ -59,6 +63,31 @@ const Tensor& SGD::momentum_buffer(size_t i) const {
   EMBER_CHECK(i < buffers_.size(), "SGD: parameter index ", i, " out of range for ",
               buffers_.size(), " parameters");
   return buffers_[i];
+}
+
+const Tensor& SGD::master(size_t i) const {
+  EMBER_CHECK(i < masters_.size(), "SGD: parameter index ", i, " out of range for ",
+              masters_.size(), " parameters");
+  return masters_[i];
+}
+
+namespace {
+bool is_16bit(DType t) { return t == DType::f16 || t == DType::bf16; }
+}  // namespace
+
+Tensor& SGD::update_target(size_t i) {
+  Tensor& p = params_[i];
+  if (!is_16bit(p.dtype())) {
+    masters_[i] = Tensor();
+    return p;
+  }
+  Tensor& m = masters_[i];
+  if (!m.defined() || m.device() != p.device() || master_versions_[i] != p.version() ||
+      m.shape() != p.shape()) {
+    m = p.detach().to(DType::f32).contiguous();
+    if (m.is_same(p)) m = m.clone();
+  }
+  return m;
 }
 
 void SGD::step() {
@@ -100,11 +129,14 @@ void SGD::step() {
   };
   std::vector<Group> groups;
 #endif
+  std::vector<size_t> rounded;  // 16-bit parameters, written from their masters at the end
   for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& p = params_[i];
-    Tensor g = p.grad();
+    const Tensor& param = params_[i];
+    Tensor g = param.grad();
     if (!g.defined()) continue;
-    g = g.contiguous();
+    Tensor& p = update_target(i);  // Note [16-bit parameters]
+    if (!p.is_same(param)) rounded.push_back(i);
+    g = g.to(p.dtype()).contiguous();
     Tensor& buf = buffers_[i];
     // The parameter moved (Module::to) since the buffer was made: the buffer follows it.
     if (buf.defined() && (buf.device() != p.device() || buf.dtype() != p.dtype()))
@@ -141,6 +173,11 @@ void SGD::step() {
     cuda::sgd_step_multi(q.dtype, q.slices, args, cuda::current_stream(q.device));
   }
 #endif
+  // Round the masters into their 16-bit parameters (queued after the updates on CUDA).
+  for (size_t i : rounded) {
+    params_[i].copy_(masters_[i]);
+    master_versions_[i] = params_[i].version();
+  }
 }
 
 OptimizerState SGD::state_dict() const {
@@ -148,6 +185,8 @@ OptimizerState SGD::state_dict() const {
   for (size_t i = 0; i < buffers_.size(); ++i)
     if (buffers_[i].defined())
       s.tensors.insert("state." + std::to_string(i) + ".momentum_buffer", buffers_[i]);
+  for (size_t i = 0; i < masters_.size(); ++i)
+    if (masters_[i].defined()) s.tensors.insert("state." + std::to_string(i) + ".master", masters_[i]);
   s.scalars = {{"lr", options_.lr},
                {"momentum", options_.momentum},
                {"dampening", options_.dampening},
@@ -172,9 +211,18 @@ void SGD::load_state_dict(const OptimizerState& state) {
                scalar("nesterov") != 0.0, scalar("maximize") != 0.0};
   check_options(o);
   // Validate every buffer before changing anything.
-  std::vector<Tensor> bufs(params_.size());
+  std::vector<Tensor> bufs(params_.size()), masters(params_.size());
   size_t matched = 0;
   for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor m = state.tensors.get("state." + std::to_string(i) + ".master");
+    if (m.defined()) {
+      ++matched;
+      EMBER_CHECK(is_16bit(params_[i].dtype()) && m.shape() == params_[i].shape() && is_floating(m.dtype()),
+                  "SGD.load_state_dict: master copy ", i, " (", m.shape_str(), ", ", dtype_name(m.dtype()),
+                  ") does not fit parameter ", i, " (", params_[i].shape_str(), ", ",
+                  dtype_name(params_[i].dtype()), "; only 16-bit parameters have one)");
+      masters[i] = m;
+    }
     Tensor b = state.tensors.get("state." + std::to_string(i) + ".momentum_buffer");
     if (!b.defined()) continue;
     ++matched;
@@ -187,16 +235,26 @@ void SGD::load_state_dict(const OptimizerState& state) {
   }
   EMBER_CHECK(matched == state.tensors.size(), "SGD.load_state_dict: ",
               state.tensors.size() - matched, " tensor(s) in the state are not momentum buffers "
-              "of this optimizer's parameters (expected keys state.<i>.momentum_buffer, i < ",
+              "or master copies of this optimizer's parameters (expected keys "
+              "state.<i>.momentum_buffer or state.<i>.master, i < ",
               params_.size(), ")");
   NoGradGuard no_grad;
   for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    // Buffers of 16-bit parameters are f32, as their masters (Note [16-bit parameters]).
+    const DType dt = is_16bit(p.dtype()) ? DType::f32 : p.dtype();
+    masters_[i] = Tensor();
+    if (masters[i].defined()) {
+      masters_[i] = empty(p.shape(), {.dtype = DType::f32, .device = p.device()});
+      masters_[i].copy_(masters[i]);
+      master_versions_[i] = p.version();
+    }
     if (!bufs[i].defined()) {
       buffers_[i] = Tensor();
       continue;
     }
     // A private copy on the parameter's device and dtype (the state may be on the CPU).
-    Tensor b = empty(params_[i].shape(), {.dtype = params_[i].dtype(), .device = params_[i].device()});
+    Tensor b = empty(p.shape(), {.dtype = dt, .device = p.device()});
     b.copy_(bufs[i]);
     buffers_[i] = b;
   }

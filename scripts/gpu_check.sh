@@ -763,7 +763,7 @@ grep -q 'ember_info' bench/CMakeLists.txt 2>/dev/null || BUILD_A=(ember "${GPU_T
 ((RUN_BENCH || RUN_E2E)) || BUILD_A=("${BUILD_A[@]/ember_info/}")
 BUILD_B=()
 ((RUN_BENCH)) && BUILD_B+=(bench_elementwise bench_reduce bench_matmul bench_nn)
-((RUN_E2E)) && BUILD_B+=(bench_ddp mnist)
+((RUN_E2E)) && BUILD_B+=(bench_ddp bench_amp mnist)
 KEEP_GOING=(-k 0)
 [ ${#GEN[@]} -eq 0 ] && KEEP_GOING=(-k)
 build_targets() {  # seconds log targets...: the build under `timeout`; wall and CPU time beside the log
@@ -1165,6 +1165,36 @@ PY
   else
     ROWS+=("| training steps | bench_ddp not built | | |")
     bad=1
+  fi
+  # Mixed precision (issue 12): the ResNet-18 and ResNet-20 steps in f32, fp16 and bf16
+  # autocast (bench_amp) against PyTorch's torch.autocast on the same step.
+  if [ -x "$BUILD/bench/bench_amp" ] && [ "$(left)" -gt 60 ]; then
+    timeout -k 5 "$(budget 90 40)" "$BUILD/bench/bench_amp" --benchmark_filter='amp_step_.*/cuda' \
+      --benchmark_out="$LOGS/bench/bench_amp.json" --benchmark_out_format=json >"$LOGS/bench_amp.log" 2>&1 || { bad=1; NOTES+=("- bench_amp failed: $(tail -2 "$LOGS/bench_amp.log" | tr '\n' ' ')"); }
+    for model in resnet18 resnet20; do
+      for amp in none f16 bf16; do
+        [ "$(left)" -gt 40 ] || break 2
+        em=$(py - "$LOGS/bench/bench_amp.json" "amp_step_$model/$amp/cuda" <<'PY'
+import json, sys
+for b in json.load(open(sys.argv[1])).get("benchmarks", []):
+    if b["name"].startswith(sys.argv[2]) and b.get("run_type") != "aggregate":
+        print(f'{b["real_time"]:.2f} {b.get("images_per_s", 0):.0f}')
+        break
+PY
+)
+        pamp=(); [ "$amp" = f16 ] && pamp=(--amp fp16); [ "$amp" = bf16 ] && pamp=(--amp bf16)
+        pt=$(timeout -k 5 "$(budget 60 20)" env LD_LIBRARY_PATH="$ORIG_LD_LIBRARY_PATH" python3 bench/step_pytorch.py "$model" 128 30 cuda "${pamp[@]}" 2>"$LOGS/pytorch_amp_${model}_$amp.log" | tail -1)
+        echo "$pt" >>"$LOGS/pytorch_amp_${model}_$amp.log"
+        pms=$(echo "$pt" | jget '["mean_step_ms"]') pips=$(echo "$pt" | jget '["images_per_second"]')
+        read -r ems eips <<<"$em"
+        ratio=""
+        [ -n "$ems" ] && [ -n "$pms" ] && ratio=$(awk "BEGIN {printf \"%.2f\", $ems / $pms}")
+        if [ -n "$pms" ] && [ -n "$pips" ]; then pcell="$(printf '%.2f' "$pms") ms, $(printf '%.0f' "$pips") img/s"
+        else pcell="failed: $(grep -v '^$' "$LOGS/pytorch_amp_${model}_$amp.log" | tail -1 | cut -c1-120 | tr '|' ' ')"; fi
+        ROWS+=("| $model step, autocast $amp, batch 128 (mean of 30) | ${ems:-?} ms, ${eips:-?} img/s | $pcell | ${ratio:-?} |")
+        [ -n "$ems" ] || bad=1
+      done
+    done
   fi
   # One LeNet MNIST epoch: the mnist app against bench/lenet_pytorch.py.
   if [ -z "$MNIST" ]; then

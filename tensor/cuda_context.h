@@ -2,6 +2,7 @@
 // What the CUDA runtime offers, asked safely: zero devices when there is no GPU or driver.
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "tensor/allocator.h"
 
@@ -12,6 +13,9 @@ int device_count();
 bool is_available();
 /// The device's name, e.g. "NVIDIA H100 80GB HBM3"; throws when it does not exist.
 std::string device_name(int index);
+/// The device's compute capability (major, minor), e.g. (9, 0) for an H100; throws when it
+/// does not exist.
+std::pair<int, int> device_capability(int index);
 /// Waits for all work queued on the device's current stream.
 void synchronize(int index = 0);
 /// Allocator statistics of the caching allocator for one device.

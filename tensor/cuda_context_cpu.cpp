@@ -12,6 +12,7 @@ static constexpr const char* kNoCuda =
 int device_count() { return 0; }
 bool is_available() { return false; }
 std::string device_name(int) { EMBER_THROW(kNoCuda); }
+std::pair<int, int> device_capability(int) { EMBER_THROW(kNoCuda); }
 void synchronize(int) { EMBER_THROW(kNoCuda); }
 MemoryStats memory_stats(int) { EMBER_THROW(kNoCuda); }
 void reset_peak_memory_stats(int) { EMBER_THROW(kNoCuda); }

@@ -1,6 +1,8 @@
 // Tensor basics: factories, dtypes, views, copies, printing, random streams, errors.
 #include <cmath>
+#include <cstring>
 
+#include "tensor/half.h"
 #include "test_util.h"
 
 using namespace ember;
@@ -227,4 +229,53 @@ TEST(Random, StreamDependsOnlyOnSeedAndOffset) {
   Tensor x = randn({5});
   default_generator().set_state(s);
   EXPECT_EQ(randn({5}).to_vector<float>(), x.to_vector<float>());
+}
+
+// The CPU's f32 <-> f16 casts of contiguous tensors use F16C where the CPU has it
+// (kernels/cpu/copy.cpp); they must give Half's portable round-to-nearest-even bit for bit:
+// every one of the 65536 half patterns to f32, and f32 patterns around every rounding
+// boundary (ties, the subnormal range, overflow to inf) plus random ones back to f16.
+TEST(Tensor, HalfCastsMatchThePortableConversion) {
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i);
+  Tensor h = from_blob(all.data(), {65536}, {.dtype = DType::f16});
+  std::vector<float> f = h.to(DType::f32).to_vector<float>();
+  for (size_t i = 0; i < all.size(); ++i) {
+    float ref = Half::to_float(all[i]);
+    if (std::isnan(ref)) {
+      EXPECT_TRUE(std::isnan(f[i])) << i;
+      continue;
+    }
+    uint32_t a, b;
+    std::memcpy(&a, &f[i], 4);
+    std::memcpy(&b, &ref, 4);
+    ASSERT_EQ(a, b) << "half bits " << i;
+  }
+  std::vector<float> xs;
+  for (size_t i = 0; i < all.size(); ++i) {  // each half value, its neighbours and midpoints
+    float v = Half::to_float(all[i]);
+    if (!std::isfinite(v)) continue;
+    float next = Half::to_float(uint16_t(all[i] + 1));
+    xs.push_back(v);
+    if (std::isfinite(next) && ((all[i] & 0x7fff) != 0x7bff)) {
+      float mid = 0.5f * (v + next);
+      xs.push_back(mid);
+      xs.push_back(std::nextafter(mid, v));
+      xs.push_back(std::nextafter(mid, next));
+    }
+  }
+  for (float v : {65504.0f, 65519.0f, 65520.0f, 65536.0f, 1e10f, 5.96e-8f, 2.98e-8f, 2.99e-8f, 1e-30f, 0.0f, -0.0f})
+    for (float s : {1.0f, -1.0f}) xs.push_back(s * v);
+  manual_seed(7);
+  std::vector<int64_t> r = randint(0, int64_t(1) << 32, {100000}, {.dtype = DType::i64}).to_vector<int64_t>();
+  for (int64_t u : r) {
+    uint32_t bits = uint32_t(u);
+    float v;
+    std::memcpy(&v, &bits, 4);
+    if (!std::isnan(v)) xs.push_back(v);
+  }
+  Tensor x = from_vector<float>(xs, {int64_t(xs.size())});
+  Tensor y = x.to(DType::f16);
+  const uint16_t* yb = static_cast<const uint16_t*>(y.data_ptr());
+  for (size_t i = 0; i < xs.size(); ++i) ASSERT_EQ(yb[i], Half::from_float(xs[i])) << "f32 value " << xs[i];
 }

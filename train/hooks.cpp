@@ -137,9 +137,12 @@ void LogHook::after_epoch(Trainer& t) {
     test = strf(" | test loss %.4f", m.get("test_loss"));
     if (m.has("test_acc")) test += strf(" acc %.2f%%", m.get("test_acc"));
   }
-  t.log().info(strf("epoch %lld/%lld: %s%s | lr %.5g | %.1fs, %.0f img/s", (long long)st.epoch + 1,
-                    (long long)st.epochs, train.c_str(), test.c_str(), m.get("lr", 0), m.get("epoch_seconds"),
-                    m.get("train_images_per_second", 0)));
+  std::string amp;
+  if (m.has("loss_scale")) amp = strf(" | loss scale %g", m.get("loss_scale"));
+  if (m.has("skipped_steps")) amp += strf(amp.empty() ? " | %lld skipped" : ", %lld skipped", (long long)m.get("skipped_steps"));
+  t.log().info(strf("epoch %lld/%lld: %s%s | lr %.5g%s | %.1fs, %.0f img/s", (long long)st.epoch + 1,
+                    (long long)st.epochs, train.c_str(), test.c_str(), m.get("lr", 0), amp.c_str(),
+                    m.get("epoch_seconds"), m.get("train_images_per_second", 0)));
 }
 
 void LogHook::after_train(Trainer& t) {
@@ -197,7 +200,8 @@ void TensorBoardHook::after_epoch(Trainer& t) {
   const Metrics& m = st.metrics;
   const std::pair<const char*, const char*> tags[] = {
       {"train_loss", "epoch/train_loss"}, {"train_acc", "epoch/train_acc"}, {"lr", "epoch/lr"},
-      {"train_images_per_second", "epoch/images_per_second"}, {"test_loss", "test/loss"}, {"test_acc", "test/acc"}};
+      {"train_images_per_second", "epoch/images_per_second"}, {"test_loss", "test/loss"}, {"test_acc", "test/acc"},
+      {"loss_scale", "epoch/loss_scale"}, {"skipped_steps", "epoch/skipped_steps"}};
   for (const auto& [key, tag] : tags)
     if (m.has(key)) writer_->add_scalar(tag, m.get(key), st.iteration);
   writer_->flush();

@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "autograd/autocast.h"
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
 #include "dist/dist.h"
 #include "io/safetensors.h"
+#include "nn/clip_grad.h"
 #include "tensor/generator.h"
 #include "train/hooks.h"
 
@@ -81,8 +83,9 @@ void State::request_stop(std::string reason, std::string by) {
 // ---- evaluation
 
 EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, data::DataLoader& loader, dist::ProcessGroup* pg,
-                    bool accuracy) {
+                    bool accuracy, DType amp) {
   NoGradGuard no_grad;
+  AutocastGuard autocast(amp, /*enabled=*/amp != DType::f32);
   model.eval();
   loader.set_epoch(0);
   Tensor loss_sum, correct;
@@ -148,6 +151,11 @@ Trainer::Trainer(nn::ModulePtr model, LossFn loss, std::shared_ptr<optim::Optimi
   EMBER_CHECK(opt_.save_every >= 0 && opt_.keep_checkpoints >= 0, "Trainer: save_every and keep_checkpoints must be >= 0");
   EMBER_CHECK(opt_.sched_unit == "epoch" || opt_.sched_unit == "iteration",
               "Trainer: sched_unit must be 'epoch' or 'iteration', got '", opt_.sched_unit, "'");
+  EMBER_CHECK(opt_.amp == DType::f32 || opt_.amp == DType::f16 || opt_.amp == DType::bf16,
+              "Trainer: amp must be f32 (off), f16 or bf16, got ", dtype_name(opt_.amp));
+  EMBER_CHECK(opt_.clip_grad_norm >= 0 && std::isfinite(opt_.clip_grad_norm),
+              "Trainer: clip_grad_norm must be >= 0 and finite, got ", opt_.clip_grad_norm);
+  if (opt_.amp == DType::f16 && opt_.scaler.enabled) scaler_ = std::make_unique<optim::GradScaler>(opt_.scaler);
   pg_ = dist::is_initialized() ? &dist::default_group() : &dist::init_process_group();
   device_ = model_->device();
   if (!opt_.out.empty() && is_main()) {
@@ -225,17 +233,42 @@ void Trainer::check_finite(const Tensor& loss) {
 }
 
 void Trainer::train_step(const data::Batch& b) {
-  Tensor out = ddp_ ? (*ddp_)(b.images) : (*model_)(b.images);
-  Tensor loss = loss_fn_(out, b.labels);
+  Tensor out, loss;
+  {
+    // Note [Mixed precision in the loop]: forward and loss under autocast, backward outside.
+    AutocastGuard amp(opt_.amp, /*enabled=*/opt_.amp != DType::f32);
+    out = ddp_ ? (*ddp_)(b.images) : (*model_)(b.images);
+    loss = loss_fn_(out, b.labels);
+  }
   if (state_.iteration + 1 == opt_.nan_iteration) loss = loss * std::nan("");
-  const int64_t before = skipped_;
-  check_finite(loss);
-  if (skipped_ != before) return;  // skipped: no step, not in the sums
+  if (!scaler_) {  // under loss scaling a non-finite loss gives non-finite gradients: the scaler skips
+    const int64_t before = skipped_;
+    check_finite(loss);
+    if (skipped_ != before) {  // skipped: no step, not in the sums
+      ++state_.epoch_skipped;
+      return;
+    }
+  }
   if (ddp_) ddp_->zero_grad();  // keeps the gradients as views of the buckets
   else model_->zero_grad();
-  loss.backward();
+  (scaler_ ? scaler_->scale(loss) : loss).backward();
   if (ddp_) ddp_->finish();
-  optimizer_->step();
+  if (opt_.clip_grad_norm > 0) {
+    if (scaler_) scaler_->unscale_(*optimizer_);
+    nn::clip_grad_norm_(optimizer_->params(), opt_.clip_grad_norm);
+  }
+  bool stepped = true;
+  if (scaler_) {
+    stepped = scaler_->step(*optimizer_);
+    scaler_->update();
+  } else {
+    optimizer_->step();
+  }
+  if (!stepped) {  // the gradients held an inf/NaN; the scale has backed off
+    ++scaler_skipped_;
+    ++state_.epoch_skipped;
+    return;
+  }
   NoGradGuard no_grad;
   EpochSums& sums = state_.sums;
   Tensor l = loss.detach().to(DType::f64) * double(b.size());
@@ -251,7 +284,7 @@ void Trainer::train_step(const data::Batch& b) {
 
 EvalResult Trainer::evaluate() {
   EMBER_CHECK(test_loader_ != nullptr, "Trainer::evaluate: no test loader was given");
-  return train::evaluate(*model_, loss_fn_, *test_loader_, pg_, opt_.accuracy);
+  return train::evaluate(*model_, loss_fn_, *test_loader_, pg_, opt_.accuracy, opt_.amp);
 }
 
 FitResult Trainer::fit() {
@@ -293,6 +326,7 @@ FitResult Trainer::fit() {
     if (!mid_epoch) {
       train_loader_->set_epoch(st.epoch);
       st.sums = EpochSums();
+      st.epoch_skipped = 0;
     }
     st.resumed_mid_epoch = mid_epoch;
     mid_epoch = false;
@@ -331,12 +365,17 @@ FitResult Trainer::fit() {
     st.metrics.set("train_images_per_second", train_secs > 0 ? double(s.seen) / train_secs : 0.0);
     st.metrics.set("train_samples", double(s.seen));
     st.metrics.set("world_size", double(world_size()));
+    if (scaler_) st.metrics.set("loss_scale", scaler_->get_scale());
+    if (scaler_ || opt_.skip_nonfinite) st.metrics.set("skipped_steps", double(st.epoch_skipped));
     call(Point::after_epoch);
     st.sums = EpochSums();
   }
   call(Point::after_train);
   if (skipped_ > 0)
     logger_->warn(strf("%lld step(s) skipped for a non-finite loss (--skip-nonfinite)", (long long)skipped_));
+  if (scaler_)
+    logger_->info(strf("loss scaling: %lld step(s) skipped for inf/NaN gradients; final scale %g",
+                       (long long)scaler_skipped_, scaler_->get_scale()));
   FitResult r;
   r.stopped = st.stop_requested();
   r.stop_reason = st.stop_reason();
@@ -419,10 +458,14 @@ void Trainer::save_checkpoint(const std::string& path, bool epoch_end) {
       {"best_epoch", st.best_epoch},
       {"loader", {{"epoch", ls.epoch}, {"batch", ls.batch}, {"seed", ls.seed}}},
       {"rng", {{"seed", rng.seed}, {"offset", rng.offset}}},
-      {"epoch_sums", {{"loss", sums.loss_value()}, {"correct", sums.correct_value()}, {"seen", sums.seen}}},
+      {"epoch_sums",
+       {{"loss", sums.loss_value()}, {"correct", sums.correct_value()}, {"seen", sums.seen},
+        {"skipped", epoch_end ? 0 : state_.epoch_skipped}}},
+      {"amp", opt_.amp == DType::f32 ? "none" : dtype_name(opt_.amp)},
       {"optimizer", os.scalars},
       {"scheduler", scheduler_ ? scheduler_->state_dict() : optim::ScalarState{}},
   };
+  if (scaler_) meta["grad_scaler"] = scaler_->state_dict();
   // Note [Crash-safe checkpoints]: save_safetensors writes PATH.tmp.<pid>, fsyncs it, renames
   // it over PATH and fsyncs the folder, so PATH is always the previous checkpoint or the new
   // one, whole, even if the process is killed or the machine loses power mid-write; a write
@@ -477,6 +520,11 @@ void Trainer::load_checkpoint(const std::string& path) {
     const int64_t seen = meta_int(s, "seen", path, 0);
     const int64_t correct = meta_int(s, "correct", path, 0);
     const double loss_sum = s.at("loss").get<double>();
+    const int64_t skipped = s.contains("skipped") ? meta_int(s, "skipped", path, 0) : 0;
+    // The scaler continues where it was (Note [Mixed precision in the loop]); a checkpoint
+    // of a run without it (or an older one) leaves it at its initial scale.
+    if (scaler_ && meta.contains("grad_scaler"))
+      scaler_->load_state_dict(meta.at("grad_scaler").get<optim::ScalarState>());
     loader.load_state({l_epoch, l_batch, l_seed});
     default_generator().set_state({rng_seed, rng_offset});
     st.epoch = epoch;
@@ -484,6 +532,7 @@ void Trainer::load_checkpoint(const std::string& path) {
     st.best_acc = best_acc;
     st.best_epoch = best_epoch;
     sums.seen = seen;
+    state_.epoch_skipped = skipped;
     if (sums.seen > 0) {
       sums.loss = scalar_tensor(loss_sum, {.dtype = DType::f64, .device = device});
       sums.correct = scalar_tensor(double(correct), {.dtype = DType::i64, .device = device});

@@ -7,7 +7,17 @@
 //   train::FitResult r = trainer.fit();
 //
 // Each iteration: forward, loss, backward (through dist::DDP when the process group has
-// more than one rank), optimizer step; then every hook's after_iteration. Each epoch ends
+// more than one rank), optimizer step; then every hook's after_iteration.
+//
+// Note [Mixed precision in the loop]: with options.amp = f16 or bf16 the forward pass and
+// the loss run under AutocastGuard (autograd/autocast.h); parameters, gradients, optimizer
+// state and checkpoints stay f32. f16 adds loss scaling (optim::GradScaler, as
+// torch.cuda.amp): backward of loss * scale, unscale before clipping, the step skipped when
+// a gradient is inf/NaN (the scale then halves; it doubles after growth_interval clean
+// steps). A skipped step is left out of the epoch's sums; metrics show loss_scale and
+// skipped_steps. The scaler's state is in last.ckpt, so --resume stays exact. bf16 has
+// f32's range and needs no scaling. options.clip_grad_norm clips the (unscaled) gradients'
+// total norm before each step. Each epoch ends
 // with the after_epoch hooks. Everything else is a hook (train/hooks.h), registered by
 // default and ordered by priority (lower first; equal priorities in registration order):
 //
@@ -51,6 +61,7 @@
 #include "data/loader.h"
 #include "dist/ddp.h"
 #include "nn/module.h"
+#include "optim/grad_scaler.h"
 #include "optim/lr_scheduler.h"
 #include "optim/optimizer.h"
 #include "train/log.h"
@@ -101,6 +112,7 @@ struct State {
   Tensor output;                     // the iteration's model output
   Tensor loss;                       // the iteration's mean loss, on the device
   EpochSums sums;                    // this rank's running sums of the epoch
+  int64_t epoch_skipped = 0;         // steps skipped this epoch (non-finite loss or gradients)
   int64_t epoch_images = 0;          // images trained on this epoch, over all ranks
   std::chrono::steady_clock::time_point epoch_start;
   Metrics metrics;                   // the epoch's metrics (complete in after_epoch)
@@ -179,6 +191,12 @@ struct TrainerOptions {
   bool skip_nonfinite = false;
   /// Make the loss of this (1-based, global) iteration NaN, to test the above (-1: never).
   int64_t nan_iteration = -1;
+  /// Note [Mixed precision in the loop]: f32 (off), f16 (with loss scaling) or bf16.
+  DType amp = DType::f32;
+  /// The loss scaler's options, used when amp is f16 (enabled = false: f16 without scaling).
+  optim::GradScalerOptions scaler;
+  /// Clip the gradients' total 2-norm to this before each step (0: no clipping).
+  double clip_grad_norm = 0;
   /// Data parallel (world size > 1).
   dist::DDPOptions ddp;
   /// The log (null: OUT/train.log and the console; ranks > 0 warnings only).
@@ -201,9 +219,10 @@ struct EvalResult {
 };
 
 /// Evaluates `model` on this rank's share of `loader` (the sums are added over the ranks of
-/// `pg`, null: this process alone). Used by EvalHook and by `--evaluate`.
+/// `pg`, null: this process alone). Used by EvalHook and by `--evaluate`. `amp` f16/bf16:
+/// the forward pass under autocast, as in training (Note [Mixed precision in the loop]).
 EvalResult evaluate(nn::Module& model, const LossFn& loss, data::DataLoader& loader,
-                    dist::ProcessGroup* pg = nullptr, bool accuracy = true);
+                    dist::ProcessGroup* pg = nullptr, bool accuracy = true, DType amp = DType::f32);
 
 class Trainer {
  public:
@@ -247,6 +266,8 @@ class Trainer {
   nn::ModulePtr model_ptr() const { return model_; }
   optim::Optimizer& optimizer() { return *optimizer_; }
   optim::LRScheduler* scheduler() { return scheduler_.get(); }
+  /// The loss scaler (null unless options.amp is f16 with scaling).
+  optim::GradScaler* scaler() { return scaler_.get(); }
   data::DataLoader& train_loader() { return *train_loader_; }
   data::DataLoader* test_loader() { return test_loader_.get(); }
   const LossFn& loss_fn() const { return loss_fn_; }
@@ -272,12 +293,14 @@ class Trainer {
   std::shared_ptr<Logger> logger_;
   dist::ProcessGroup* pg_ = nullptr;
   std::unique_ptr<dist::DistributedDataParallel> ddp_;
+  std::unique_ptr<optim::GradScaler> scaler_;
   Device device_;
   std::vector<HookPtr> hooks_;
   bool defaults_added_ = false;
   State state_;
   std::string last_good_;   // the last checkpoint written or resumed from (Note [Non-finite loss])
-  int64_t skipped_ = 0;     // steps skipped for a non-finite loss
+  int64_t skipped_ = 0;     // steps skipped for a non-finite loss (without loss scaling)
+  int64_t scaler_skipped_ = 0;  // steps the loss scaler skipped
 };
 
 }  // namespace ember::train

@@ -87,6 +87,16 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const 
   app.add_flag("--deterministic", c.deterministic,
                "bitwise-repeatable runs: deterministic cuDNN algorithms chosen without timing, no atomics in "
                "scatter-add, CPU sums independent of the thread count");
+  app.add_option("--amp", c.amp,
+                 "mixed precision: none | fp16 (autocast, f32 master weights, loss scaling) | bf16 (autocast)")
+      ->capture_default_str()->check(CLI::IsMember({"none", "fp16", "bf16"}));
+  app.add_option("--loss-scale", c.loss_scale, "--amp fp16: the initial loss scale (halved after a step with "
+                 "inf/NaN gradients, doubled after --loss-scale-growth-interval clean steps)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--loss-scale-growth-interval", c.loss_scale_growth_interval, "--amp fp16: clean steps before the scale doubles")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--clip-grad-norm", c.clip_grad_norm, "clip the gradients' total 2-norm to this before each step (0: off)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   app.add_flag("--sync-bn", c.sync_bn, "data parallel: BatchNorm statistics over the whole batch of all processes");
   app.add_option("--workers", c.workers, "data loader prefetch threads")->capture_default_str()
       ->check(CLI::NonNegativeNumber);
@@ -267,6 +277,10 @@ std::string config_to_yaml(const TrainConfig& c) {
   kv("device", c.device);
   kv("seed", c.seed);
   kv("deterministic", c.deterministic);
+  kv("amp", c.amp);
+  kv("clip-grad-norm", c.clip_grad_norm);
+  kv("loss-scale", c.loss_scale);
+  kv("loss-scale-growth-interval", c.loss_scale_growth_interval);
   kv("sync-bn", c.sync_bn);
   kv("workers", c.workers);
   kv("out", c.out);

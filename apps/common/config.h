@@ -32,6 +32,10 @@ struct TrainConfig {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
   uint64_t seed = 1;
   bool deterministic = false;
+  std::string amp = "none";      // none | fp16 (autocast + loss scaling) | bf16 (autocast)
+  double clip_grad_norm = 0;     // clip the gradients' total 2-norm to this (0: off)
+  double loss_scale = 65536;     // --amp fp16: the initial loss scale (GradScaler's init_scale)
+  int64_t loss_scale_growth_interval = 2000;  // clean steps before the scale doubles
   bool sync_bn = false;          // BatchNorm statistics over every process (data parallel)
   int64_t workers = 2;
   std::string out = "out/mnist";

@@ -73,6 +73,17 @@ class CrashHook : public train::Hook {
 
 Tensor classification_loss(const Tensor& logits, const Tensor& labels) { return cross_entropy(logits, labels); }
 
+/// --amp on a GPU without 16-bit support (f16 needs compute capability 5.3, bf16 8.0).
+void check_amp_supported(DType amp, Device device) {
+  if (amp == DType::f32 || !device.is_cuda()) return;  // the CPU computes 16-bit ops in f32
+  auto [major, minor] = cuda::device_capability(device.index);
+  const int cc = major * 10 + minor, need = amp == DType::bf16 ? 80 : 53;
+  EMBER_CHECK(cc >= need, "--amp ", amp == DType::bf16 ? "bf16" : "fp16", ": ", device.str(), " (",
+              cuda::device_name(device.index), ", compute capability ", major, ".", minor,
+              ") has no ", amp == DType::bf16 ? "bf16" : "fp16", " arithmetic (needs ", need / 10, ".", need % 10,
+              "); use --amp ", amp == DType::bf16 ? "fp16 or none" : "none");
+}
+
 int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
                       const std::function<Datasets(const TrainConfig&)>& make_datasets) {
   bool evaluating = !cfg.evaluate.empty();
@@ -104,6 +115,15 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   if (cfg.limit_train > 0) ds.train = data::Subset::head(ds.train, cfg.limit_train);
   if (cfg.limit_test > 0) ds.test = data::Subset::head(ds.test, cfg.limit_test);
 
+  const DType amp = cfg.amp == "fp16" ? DType::f16 : cfg.amp == "bf16" ? DType::bf16 : DType::f32;
+  check_amp_supported(amp, device);  // a clear error, never a silent f32 run
+  if (!evaluating && amp != DType::f32)
+    log->info("mixed precision: " + cfg.amp + " autocast, f32 master weights" +
+              (amp == DType::f16 ? train::strf(", dynamic loss scaling (initial scale %g, growth every %lld steps)",
+                                                cfg.loss_scale, (long long)cfg.loss_scale_growth_interval)
+                                   : std::string(", no loss scaling")) +
+              (device.is_cpu() ? " (CPU: 16-bit results, f32 arithmetic inside each op)" : ""));
+
   nn::ModulePtr model = nn::make_model(cfg.model);
   model->to(device);
   if (cfg.sync_bn) {
@@ -128,7 +148,7 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
       weights = nn::StateDict(f.tensors);
     }
     model->load_state_dict(weights);
-    train::EvalResult r = train::evaluate(*model, classification_loss, *test_loader, &pg);
+    train::EvalResult r = train::evaluate(*model, classification_loss, *test_loader, &pg, true, amp);
     if (main_rank)
       std::printf("%s\n", json{{"test_loss", r.loss}, {"test_acc", r.acc}, {"test_samples", r.count}}.dump().c_str());
     return 0;
@@ -160,6 +180,10 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   to.image_count = cfg.image_count;
   to.skip_nonfinite = cfg.skip_nonfinite;
   to.nan_iteration = cfg.nan_iteration;
+  to.amp = amp;
+  to.scaler.init_scale = cfg.loss_scale;
+  to.scaler.growth_interval = cfg.loss_scale_growth_interval;
+  to.clip_grad_norm = cfg.clip_grad_norm;
   to.ddp = dist::DDPOptions{.bucket_mb = cfg.bucket_mb, .compression = dist::parse_grad_compression(cfg.grad_compression)};
   to.logger = log;
   train::Trainer trainer(model, classification_loss, opt, sched, train_loader, test_loader, to);

@@ -15,18 +15,36 @@ namespace {
 const void* cptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 void* mptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 
-void check_param(const Tensor& p, const char* what, const Tensor& x) {
+// `pdt`: the dtype the parameters must have (the input's, or f32 for a 16-bit input with
+// f32 parameters: Note [Mixed batch norm]).
+void check_param(const Tensor& p, const char* what, const Tensor& x, DType pdt) {
   if (!p.defined()) return;
   EMBER_CHECK(p.dim() == 1 && p.size(0) == x.size(1), "batch_norm: ", what, " must have shape [",
               x.size(1), "] for input ", x.shape_str(), ", got ", p.shape_str());
-  EMBER_CHECK(p.dtype() == x.dtype() && p.device() == x.device(), "batch_norm: ", what,
-              " must match the input's dtype and device (", dtype_name(x.dtype()), " on ",
-              x.device().str(), "), got ", dtype_name(p.dtype()), " on ", p.device().str());
+  EMBER_CHECK(p.dtype() == pdt && p.device() == x.device(), "batch_norm: ", what,
+              " must match the input's dtype and device (", dtype_name(pdt), " on ",
+              x.device().str(), (pdt != x.dtype() ? ", as the other parameters" : ""), "), got ",
+              dtype_name(p.dtype()), " on ", p.device().str(),
+              (is_floating(x.dtype()) && x.dtype() != DType::f64 && x.dtype() != DType::f32
+                   ? " (a 16-bit input takes parameters of its own dtype or f32)" : ""));
+}
+
+// Note [Mixed batch norm]: a 16-bit (f16/bf16) input with f32 weight, bias and running
+// statistics, as autocast gives it (the parameters stay f32 master weights): the input is
+// widened to f32 for the kernels, statistics and parameter gradients are f32, and the
+// output and the input gradient have the input's dtype. Only the 16-bit input is saved
+// for backward, so autocast's activations stay 16-bit.
+DType param_dtype(const Tensor& x, std::initializer_list<const Tensor*> params) {
+  if (x.dtype() != DType::f16 && x.dtype() != DType::bf16) return x.dtype();
+  for (const Tensor* p : params)
+    if (p->defined()) return p->dtype() == DType::f32 ? DType::f32 : x.dtype();
+  return x.dtype();
 }
 
 struct BatchNormBackward : autograd::Node {
   autograd::SavedTensor x, weight, mean, invstd;
   bool training = true;
+  DType compute = DType::f32;  // the kernels' dtype (Note [Mixed batch norm])
   std::string name() const override { return "BatchNormBackward"; }
   void release_saved() override {
     x.reset();
@@ -36,10 +54,11 @@ struct BatchNormBackward : autograd::Node {
   }
   TensorList apply(TensorList&& grads) override {
     if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
-    Tensor X = x.unpack(*this).contiguous(), W = weight.unpack(*this), M = mean.unpack(*this),
+    Tensor X_in = x.unpack(*this), W = weight.unpack(*this), M = mean.unpack(*this),
            I = invstd.unpack(*this);
+    Tensor X = X_in.to(compute).contiguous();
     if (W.defined()) W = W.contiguous();
-    Tensor gy = grads[0].contiguous();
+    Tensor gy = grads[0].to(compute).contiguous();
     const int64_t n = X.size(0), c = X.size(1), s = X.numel() / std::max<int64_t>(1, n * c);
     TensorOptions o{.dtype = X.dtype(), .device = X.device()};
     Tensor gx = next[0].valid() ? empty(X.shape(), o) : Tensor();
@@ -56,6 +75,7 @@ struct BatchNormBackward : autograd::Node {
                            cuda::current_stream(X.device().index));
 #endif
     }
+    if (gx.defined() && gx.dtype() != X_in.dtype()) gx = gx.to(X_in.dtype());
     return {gx, gw, gb};
   }
 };
@@ -71,10 +91,11 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   EMBER_CHECK(is_floating(x_in.dtype()), "batch_norm: expected a floating dtype, got ",
               dtype_name(x_in.dtype()));
   check_device_available(x_in.device(), "batch_norm");
-  check_param(weight, "weight", x_in);
-  check_param(bias, "bias", x_in);
-  check_param(running_mean, "running_mean", x_in);
-  check_param(running_var, "running_var", x_in);
+  const DType pdt = param_dtype(x_in, {&weight, &bias, &running_mean, &running_var});
+  check_param(weight, "weight", x_in, pdt);
+  check_param(bias, "bias", x_in, pdt);
+  check_param(running_mean, "running_mean", x_in, pdt);
+  check_param(running_var, "running_var", x_in, pdt);
   EMBER_CHECK(eps >= 0, "batch_norm: eps must be non-negative, got ", eps);
   for (const Tensor* r : {&running_mean, &running_var}) {
     if (!r->defined()) continue;
@@ -91,7 +112,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
     EMBER_CHECK(n * s > 1, "batch_norm: training needs more than one value per channel, got input ",
                 x_in.shape_str());
   }
-  Tensor x = x_in.detach().contiguous();
+  Tensor x = x_in.detach().to(pdt).contiguous();  // pdt: the compute dtype
   Tensor w = weight.defined() ? weight.detach().contiguous() : Tensor();
   Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
   const DType sd = batch_norm_stat_dtype(x.dtype());
@@ -130,8 +151,10 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
       if (running_var.defined()) running_var.bump_version();
     }
   }
+  if (y.dtype() != x_in.dtype()) y = y.to(x_in.dtype());  // y has no history yet
   if (auto node = autograd::make_node<BatchNormBackward>({x_in, weight, bias})) {
     node->x = x_in;
+    node->compute = pdt;
     if (weight.defined()) node->weight = weight;
     node->mean = mean;
     node->invstd = invstd;

@@ -2,6 +2,7 @@
 // forms and the operators; backward reduces broadcast dims with sum_to.
 #include <cmath>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/binary.h"
@@ -204,18 +205,40 @@ Tensor scalar_operand(const Tensor& t, Scalar s) {
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b, double alpha) { return binary_op(BinaryOp::add, a, b, alpha); }
-Tensor sub(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::sub, a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::div, a, b); }
-Tensor pow(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::pow, a, b); }
-Tensor maximum(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::maximum, a, b); }
-Tensor minimum(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::minimum, a, b); }
+Tensor add(const Tensor& a_in, const Tensor& b_in, double alpha) {
+  auto [a, b] = autocast::inputs(autocast::Op::add, a_in, b_in);
+  return binary_op(BinaryOp::add, a, b, alpha);
+}
+Tensor sub(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::sub, a_in, b_in);
+  return binary_op(BinaryOp::sub, a, b);
+}
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::mul, a_in, b_in);
+  return binary_op(BinaryOp::mul, a, b);
+}
+Tensor div(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::div, a_in, b_in);
+  return binary_op(BinaryOp::div, a, b);
+}
+Tensor pow(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::pow, a_in, b_in);
+  return binary_op(BinaryOp::pow, a, b);
+}
+Tensor maximum(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::maximum, a_in, b_in);
+  return binary_op(BinaryOp::maximum, a, b);
+}
+Tensor minimum(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::minimum, a_in, b_in);
+  return binary_op(BinaryOp::minimum, a, b);
+}
 Tensor add(const Tensor& a, Scalar b) { return add(a, scalar_operand(a, b)); }
 Tensor sub(const Tensor& a, Scalar b) { return sub(a, scalar_operand(a, b)); }
 Tensor mul(const Tensor& a, Scalar b) { return mul(a, scalar_operand(a, b)); }
 Tensor div(const Tensor& a, Scalar b) { return div(a, scalar_operand(a, b)); }
-Tensor pow(const Tensor& a, Scalar e) {
+Tensor pow(const Tensor& a_in, Scalar e) {
+  auto [a] = autocast::inputs(autocast::Op::pow, a_in);
   Tensor b = scalar_operand(a, e);
   if (e.value() == 2.0 && b.dtype() == a.dtype()) return square(a);
   return pow(a, b);
@@ -268,7 +291,8 @@ struct WhereBackward : autograd::Node {
 };
 }  // namespace
 
-Tensor where(const Tensor& cond_in, const Tensor& a_in, const Tensor& b_in) {
+Tensor where(const Tensor& cond_in, const Tensor& a_arg, const Tensor& b_arg) {
+  auto [a_in, b_in] = autocast::inputs(autocast::Op::where, a_arg, b_arg);
   EMBER_CHECK(cond_in.defined() && a_in.defined() && b_in.defined(), "where: undefined input");
   check_same_device(cond_in, a_in, "where");
   check_same_device(a_in, b_in, "where");

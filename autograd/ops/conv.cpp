@@ -2,6 +2,7 @@
 // the backward node that computes the input, weight and bias gradients in one pass.
 #include <atomic>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/conv.h"
@@ -182,8 +183,9 @@ struct Conv2dBackward : autograd::Node {
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::array<int64_t, 2> stride,
+Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, std::array<int64_t, 2> stride,
               std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation, int64_t groups) {
+  auto [x, w, b] = autocast::inputs(autocast::Op::conv2d, x_in, w_in, b_in);
   ConvGeometry g = conv_geometry(x, w, b, stride, padding, dilation, groups);
   Tensor y = conv_forward(x, w, b, g);
   if (auto node = autograd::make_node<Conv2dBackward>({x, w, b})) {

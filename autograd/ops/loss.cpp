@@ -3,6 +3,7 @@
 
 #include "kernels/index.h"
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "tensor/layout.h"
@@ -220,8 +221,9 @@ void run_loss_kernel(const Tensor& x, const Tensor& lab, const LossShape& s, int
 
 }  // namespace
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& labels, Reduction reduction,
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& labels, Reduction reduction,
                      double label_smoothing, int64_t ignore_index) {
+  auto [logits] = autocast::inputs(autocast::Op::cross_entropy, logits_in);
   const char* op = "cross_entropy";
   LossGeometry geo = loss_geometry(logits, labels, op);
   EMBER_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0, op,
@@ -261,8 +263,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& labels, Reduction reduc
   return out;
 }
 
-Tensor nll_loss(const Tensor& log_probs, const Tensor& labels, Reduction reduction,
+Tensor nll_loss(const Tensor& log_probs_in, const Tensor& labels, Reduction reduction,
                 int64_t ignore_index) {
+  auto [log_probs] = autocast::inputs(autocast::Op::nll_loss, log_probs_in);
   const char* op = "nll_loss";
   LossGeometry geo = loss_geometry(log_probs, labels, op);
   Tensor x = contiguous_raw(log_probs), lab = labels_i64(labels);
@@ -298,7 +301,8 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& labels, Reduction reducti
 
 // A composition of differentiable ops (their kernels run on every device): its backward
 // comes from theirs.
-Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction) {
+  auto [input, target] = autocast::inputs(autocast::Op::mse_loss, input_in, target_in);
   EMBER_CHECK(input.defined() && target.defined(), "mse_loss: undefined input or target");
   EMBER_CHECK(is_floating(input.dtype()), "mse_loss: expected a floating input, got ",
               input.dtype());

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/matmul.h"
@@ -310,7 +311,8 @@ struct LinearBackward : autograd::Node {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::matmul, a_in, b_in);
   check_operands(a, b, "matmul");
   EMBER_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got ",
               a.shape_str(), " and ", b.shape_str());
@@ -340,14 +342,16 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor mm(const Tensor& a, const Tensor& b) {
+Tensor mm(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::mm, a_in, b_in);
   check_operands(a, b, "mm");
   EMBER_CHECK(a.dim() == 2 && b.dim() == 2, "mm: expected two 2-D tensors, got ", a.shape_str(),
               " and ", b.shape_str());
   return matmul(a, b);
 }
 
-Tensor bmm(const Tensor& a, const Tensor& b) {
+Tensor bmm(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = autocast::inputs(autocast::Op::bmm, a_in, b_in);
   check_operands(a, b, "bmm");
   EMBER_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected two 3-D tensors, got ", a.shape_str(),
               " and ", b.shape_str());
@@ -358,7 +362,8 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
 
 Tensor Tensor::matmul(const Tensor& other) const { return ember::matmul(*this, other); }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+Tensor linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in) {
+  auto [x, w, b] = autocast::inputs(autocast::Op::linear, x_in, w_in, b_in);
   check_operands(x, w, "linear");
   EMBER_CHECK(w.dim() == 2, "linear: weight must be 2-D (out, in), got ", w.shape_str());
   EMBER_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "linear: input ", x.shape_str(),

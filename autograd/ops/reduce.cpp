@@ -2,6 +2,7 @@
 // Any set of dims is brought into the kernels' contiguous (outer, r, inner) form.
 #include <algorithm>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/reduce.h"
@@ -163,8 +164,14 @@ Tensor reduce_op(ReduceOp op, const Tensor& x, const Shape& dims_in, bool keepdi
 
 }  // namespace
 
-Tensor sum(const Tensor& x, const Shape& dims, bool keepdim) { return reduce_op(ReduceOp::sum, x, dims, keepdim); }
-Tensor mean(const Tensor& x, const Shape& dims, bool keepdim) { return reduce_op(ReduceOp::mean, x, dims, keepdim); }
+Tensor sum(const Tensor& x_in, const Shape& dims, bool keepdim) {
+  auto [x] = autocast::inputs(autocast::Op::sum, x_in);
+  return reduce_op(ReduceOp::sum, x, dims, keepdim);
+}
+Tensor mean(const Tensor& x_in, const Shape& dims, bool keepdim) {
+  auto [x] = autocast::inputs(autocast::Op::mean, x_in);
+  return reduce_op(ReduceOp::mean, x, dims, keepdim);
+}
 Tensor max(const Tensor& x, const Shape& dims, bool keepdim) { return reduce_op(ReduceOp::max, x, dims, keepdim); }
 Tensor min(const Tensor& x, const Shape& dims, bool keepdim) { return reduce_op(ReduceOp::min, x, dims, keepdim); }
 

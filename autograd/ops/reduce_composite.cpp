@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "autograd/node.h"
+#include "autograd/autocast.h"
 #include "autograd/ops.h"
 
 namespace ember {
@@ -24,7 +25,8 @@ int64_t reduced_count(const Tensor& x, const Shape& dims, const char* op) {
 }
 }  // namespace
 
-Tensor var(const Tensor& x, const Shape& dims, int64_t correction, bool keepdim) {
+Tensor var(const Tensor& x_in, const Shape& dims, int64_t correction, bool keepdim) {
+  auto [x] = autocast::inputs(autocast::Op::var, x_in);
   EMBER_CHECK(x.defined() && is_floating(x.dtype()), "var: expected a floating tensor");
   int64_t n = reduced_count(x, dims, "var");
   Tensor d = sub(x, mean(x, dims, /*keepdim=*/true));
@@ -33,11 +35,13 @@ Tensor var(const Tensor& x, const Shape& dims, int64_t correction, bool keepdim)
   return div(sum(mul(d, d), dims, keepdim), denom);
 }
 
-Tensor std(const Tensor& x, const Shape& dims, int64_t correction, bool keepdim) {
+Tensor std(const Tensor& x_in, const Shape& dims, int64_t correction, bool keepdim) {
+  auto [x] = autocast::inputs(autocast::Op::std, x_in);
   return sqrt(var(x, dims, correction, keepdim));
 }
 
-Tensor logsumexp(const Tensor& x, const Shape& dims, bool keepdim) {
+Tensor logsumexp(const Tensor& x_in, const Shape& dims, bool keepdim) {
+  auto [x] = autocast::inputs(autocast::Op::logsumexp, x_in);
   EMBER_CHECK(x.defined() && is_floating(x.dtype()), "logsumexp: expected a floating tensor");
   reduced_count(x, dims, "logsumexp");  // validates dims
   // The max shift is a constant for autograd (it cancels in the gradient); an infinite max

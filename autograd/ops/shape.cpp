@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "tensor/layout.h"
@@ -384,7 +385,8 @@ Tensor select(const Tensor& x, int64_t dim, int64_t index) {
 
 // ---- cat, stack
 
-Tensor cat(const TensorList& xs, int64_t dim) {
+Tensor cat(const TensorList& xs_in, int64_t dim) {
+  TensorList xs = autocast::inputs(autocast::Op::cat, xs_in);
   check_same_kind(xs, "cat");
   const Tensor& x0 = xs[0];
   EMBER_CHECK(x0.dim() > 0, "cat: cannot concatenate 0-d tensors; use stack");
@@ -408,7 +410,8 @@ Tensor cat(const TensorList& xs, int64_t dim) {
   return out;
 }
 
-Tensor stack(const TensorList& xs, int64_t dim) {
+Tensor stack(const TensorList& xs_in, int64_t dim) {
+  TensorList xs = autocast::inputs(autocast::Op::stack, xs_in);
   check_same_kind(xs, "stack");
   const Tensor& x0 = xs[0];
   int64_t d = wrap_dim(dim, x0.dim() + 1, "stack");

@@ -1,4 +1,5 @@
 // softmax and log_softmax along a dim, with their backward nodes.
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/softmax.h"
@@ -103,7 +104,13 @@ Tensor softmax_op(const Tensor& x, int64_t dim, bool log) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x, int64_t dim) { return softmax_op(x, dim, false); }
-Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_op(x, dim, true); }
+Tensor softmax(const Tensor& x_in, int64_t dim) {
+  auto [x] = autocast::inputs(autocast::Op::softmax, x_in);
+  return softmax_op(x, dim, false);
+}
+Tensor log_softmax(const Tensor& x_in, int64_t dim) {
+  auto [x] = autocast::inputs(autocast::Op::log_softmax, x_in);
+  return softmax_op(x, dim, true);
+}
 
 }  // namespace ember

@@ -1,6 +1,7 @@
 // Elementwise unary ops: neg, abs, exp, log, ..., clamp, with their backward nodes.
 #include <limits>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/binary.h"
@@ -129,10 +130,19 @@ Tensor unary_op(UnaryOp op, const Tensor& x, double p0 = 0, double p1 = 0) {
 
 Tensor neg(const Tensor& x) { return unary_op(UnaryOp::neg, x); }
 Tensor abs(const Tensor& x) { return unary_op(UnaryOp::abs, x); }
-Tensor exp(const Tensor& x) { return unary_op(UnaryOp::exp, x); }
-Tensor log(const Tensor& x) { return unary_op(UnaryOp::log, x); }
+Tensor exp(const Tensor& x_in) {
+  auto [x] = autocast::inputs(autocast::Op::exp, x_in);
+  return unary_op(UnaryOp::exp, x);
+}
+Tensor log(const Tensor& x_in) {
+  auto [x] = autocast::inputs(autocast::Op::log, x_in);
+  return unary_op(UnaryOp::log, x);
+}
 Tensor sqrt(const Tensor& x) { return unary_op(UnaryOp::sqrt, x); }
-Tensor rsqrt(const Tensor& x) { return unary_op(UnaryOp::rsqrt, x); }
+Tensor rsqrt(const Tensor& x_in) {
+  auto [x] = autocast::inputs(autocast::Op::rsqrt, x_in);
+  return unary_op(UnaryOp::rsqrt, x);
+}
 Tensor sin(const Tensor& x) { return unary_op(UnaryOp::sin, x); }
 Tensor cos(const Tensor& x) { return unary_op(UnaryOp::cos, x); }
 Tensor tanh(const Tensor& x) { return unary_op(UnaryOp::tanh, x); }
@@ -140,7 +150,10 @@ Tensor sigmoid(const Tensor& x) { return unary_op(UnaryOp::sigmoid, x); }
 Tensor relu(const Tensor& x) { return unary_op(UnaryOp::relu, x); }
 Tensor gelu(const Tensor& x) { return unary_op(UnaryOp::gelu, x); }
 Tensor square(const Tensor& x) { return unary_op(UnaryOp::square, x); }
-Tensor reciprocal(const Tensor& x) { return unary_op(UnaryOp::reciprocal, x); }
+Tensor reciprocal(const Tensor& x_in) {
+  auto [x] = autocast::inputs(autocast::Op::reciprocal, x_in);
+  return unary_op(UnaryOp::reciprocal, x);
+}
 Tensor sign(const Tensor& x) { return unary_op(UnaryOp::sign, x); }
 
 Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max) {

@@ -50,6 +50,14 @@ std::string device_name(int index) {
   return p.name;
 }
 
+std::pair<int, int> device_capability(int index) {
+  check_index(index);
+  int major = 0, minor = 0;
+  EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, index));
+  EMBER_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, index));
+  return {major, minor};
+}
+
 int sm_count(int device) {
   static std::vector<int> counts = [] {
     std::vector<int> c(size_t(device_count()), 0);
