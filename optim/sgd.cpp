@@ -148,8 +148,7 @@ void SGD::step() {
     }
     void* bptr = use_momentum ? buf.data_ptr() : nullptr;
     if (p.device().is_cpu()) {
-      SgdStepArgs args{options_.lr, options_.momentum, options_.dampening, options_.weight_decay,
-                       options_.nesterov, options_.maximize, first};
+      SgdStepArgs args{options_, first};
       cpu::sgd_step(p.dtype(), p.data_ptr(), g.data_ptr(), bptr, p.numel(), args);
     } else {
       check_device_available(p.device(), "SGD.step");
@@ -167,8 +166,7 @@ void SGD::step() {
   }
 #if EMBER_WITH_CUDA
   for (const Group& q : groups) {
-    SgdStepArgs args{options_.lr, options_.momentum, options_.dampening, options_.weight_decay,
-                     options_.nesterov, options_.maximize, q.first};
+    SgdStepArgs args{options_, q.first};
     cuda::DeviceGuard guard(q.device);
     cuda::sgd_step_multi(q.dtype, q.slices, args, cuda::current_stream(q.device));
   }

@@ -2,18 +2,13 @@
 // torch.optim.SGD, with a fused update kernel per device (kernels/sgd.h).
 #include <vector>
 
+#include "kernels/sgd.h"
 #include "optim/optimizer.h"
 
 namespace ember::optim {
 
-struct SGDOptions {
-  double lr = 0.01;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-  bool maximize = false;
-};
+/// lr, momentum, dampening, weight_decay, nesterov, maximize (kernels/sgd.h).
+using SGDOptions = ember::SgdOptions;
 
 /// Stochastic gradient descent with PyTorch's exact update rule, for each parameter p
 /// with gradient g (one fused pass over p, g and the momentum buffer b):

@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "tensor/dispatch.h"
 #include "tensor/layout.h"
 #if EMBER_WITH_CUDA
 #include "kernels/cuda/check.h"
@@ -29,16 +30,9 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
   StridedLayout* both[2] = {&ls, &ld};
   coalesce(both, 2);
   int64_t n = dst.numel();
-  if (dst.device().is_cpu()) {
-    cpu::copy(src.dtype(), src.data_ptr(), ls, dst.dtype(), dst.data_ptr(), ld, n);
-    return;
-  }
-#if EMBER_WITH_CUDA
-  int dev = dst.device().index;
-  cuda::DeviceGuard g(dev);
-  cuda::copy(src.dtype(), src.data_ptr(), ls, dst.dtype(), dst.data_ptr(), ld, n,
-             cuda::current_stream(dev));
-#endif
+  on_device(
+      dst.device(), "copy", [&] { cpu::copy(src.dtype(), src.data_ptr(), ls, dst.dtype(), dst.data_ptr(), ld, n); },
+      EMBER_ON_CUDA(cuda::copy(src.dtype(), src.data_ptr(), ls, dst.dtype(), dst.data_ptr(), ld, n, stream)));
 }
 
 // [lowest, highest + 1) byte addresses `t` touches when viewed with layout `l`.

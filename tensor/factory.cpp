@@ -4,6 +4,7 @@
 #include "kernels/copy.h"
 #include "kernels/random.h"
 #include "tensor/generator.h"
+#include "tensor/dispatch.h"
 #include "tensor/layout.h"
 #if EMBER_WITH_CUDA
 #include "tensor/cuda/stream.h"
@@ -142,17 +143,10 @@ Tensor random_tensor(RandomKind kind, const Shape& shape, TensorOptions opt, dou
   int64_t n = t.numel();
   if (n > 0) {
     GeneratorState s = default_generator().reserve(random_counters(kind, n));
-    if (opt.device.is_cpu()) {
-      cpu::random_fill(kind, opt.dtype, t.data_ptr(), n, s.seed, s.offset, a, b);
-    } else {
-#if EMBER_WITH_CUDA
-      cuda::DeviceGuard g(opt.device.index);
-      cuda::random_fill(kind, opt.dtype, t.data_ptr(), n, s.seed, s.offset, a, b,
-                        cuda::current_stream(opt.device.index));
-#endif
-    }
+    on_device(
+        opt.device, op, [&] { cpu::random_fill(kind, opt.dtype, t.data_ptr(), n, s.seed, s.offset, a, b); },
+        EMBER_ON_CUDA(cuda::random_fill(kind, opt.dtype, t.data_ptr(), n, s.seed, s.offset, a, b, stream)));
   }
-  (void)op;
   if (rg) t.requires_grad_(true);
   return t;
 }

@@ -2,11 +2,9 @@
 // updates in training, running statistics in eval; one backward node for x, weight, bias.
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/batch_norm.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -64,17 +62,14 @@ struct BatchNormBackward : autograd::Node {
     Tensor gx = next[0].valid() ? empty(X.shape(), o) : Tensor();
     Tensor gw = next[1].valid() ? empty({c}, o) : Tensor();
     Tensor gb = next[2].valid() ? empty({c}, o) : Tensor();
-    if (X.device().is_cpu()) {
-      cpu::batch_norm_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(), cptr(W),
-                          mptr(gx), mptr(gw), mptr(gb), n, c, s, training);
-    } else {
-#if EMBER_WITH_CUDA
-      cuda::DeviceGuard guard(X.device().index);
-      cuda::batch_norm_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(), cptr(W),
-                           mptr(gx), mptr(gw), mptr(gb), n, c, s, training,
-                           cuda::current_stream(X.device().index));
-#endif
-    }
+    on_device(
+        X.device(), "batch_norm backward",
+        [&] {
+          cpu::batch_norm_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(), cptr(W), mptr(gx),
+                              mptr(gw), mptr(gb), n, c, s, training);
+        },
+        EMBER_ON_CUDA(cuda::batch_norm_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(),
+                                           cptr(W), mptr(gx), mptr(gw), mptr(gb), n, c, s, training, stream)));
     if (gx.defined() && gx.dtype() != X_in.dtype()) gx = gx.to(X_in.dtype());
     return {gx, gw, gb};
   }
@@ -129,23 +124,20 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
   }
   Tensor y = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   if (x.numel() > 0) {
-    if (x.device().is_cpu()) {
-      if (training)
-        cpu::batch_norm_stats(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(),
-                              mptr(running_mean), mptr(running_var), n, c, s, momentum, eps);
-      cpu::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), cptr(w),
-                            cptr(b), y.data_ptr(), n, c, s);
-    } else {
-#if EMBER_WITH_CUDA
-      cuda::DeviceGuard guard(x.device().index);
-      cudaStream_t st = cuda::current_stream(x.device().index);
-      if (training)
-        cuda::batch_norm_stats(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(),
-                               mptr(running_mean), mptr(running_var), n, c, s, momentum, eps, st);
-      cuda::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), cptr(w),
-                             cptr(b), y.data_ptr(), n, c, s, st);
-#endif
-    }
+    on_device(
+        x.device(), "batch_norm",
+        [&] {
+          if (training)
+            cpu::batch_norm_stats(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), mptr(running_mean),
+                                  mptr(running_var), n, c, s, momentum, eps);
+          cpu::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), cptr(w), cptr(b),
+                                y.data_ptr(), n, c, s);
+        },
+        EMBER_ON_CUDA(if (training) cuda::batch_norm_stats(x.dtype(), x.data_ptr(), mean.data_ptr(),
+                                                           invstd.data_ptr(), mptr(running_mean),
+                                                           mptr(running_var), n, c, s, momentum, eps, stream);
+                      cuda::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), cptr(w),
+                                             cptr(b), y.data_ptr(), n, c, s, stream)));
     if (training) {
       if (running_mean.defined()) running_mean.bump_version();
       if (running_var.defined()) running_var.bump_version();

@@ -5,11 +5,9 @@
 #include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/binary.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -39,15 +37,11 @@ void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
   StridedLayout la = layout_of(a, out.shape()), lb = layout_of(b, out.shape()), lo = layout_of(out);
   StridedLayout* ls[3] = {&la, &lb, &lo};
   coalesce(ls, 3);
-  if (out.device().is_cpu()) {
-    cpu::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel(), alpha);
-  } else {
-#if EMBER_WITH_CUDA
-    cuda::DeviceGuard g(out.device().index);
-    cuda::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel(),
-                 alpha, cuda::current_stream(out.device().index));
-#endif
-  }
+  on_device(
+      out.device(), binary_name(op),
+      [&] { cpu::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel(), alpha); },
+      EMBER_ON_CUDA(cuda::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel(),
+                                 alpha, stream)));
 }
 
 /// The dtype an op computes in: promoted; true division and pow of integers go to f32.
@@ -308,15 +302,11 @@ Tensor where(const Tensor& cond_in, const Tensor& a_arg, const Tensor& b_arg) {
     StridedLayout lo = layout_of(out);
     StridedLayout* ls[4] = {&lc, &la, &lb, &lo};
     coalesce(ls, 4);
-    if (out.device().is_cpu()) {
-      cpu::where(ct, cond.data<bool>(), lc, a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel());
-    } else {
-#if EMBER_WITH_CUDA
-      cuda::DeviceGuard g(out.device().index);
-      cuda::where(ct, cond.data<bool>(), lc, a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(),
-                  out.numel(), cuda::current_stream(out.device().index));
-#endif
-    }
+    on_device(
+        out.device(), "where",
+        [&] { cpu::where(ct, cond.data<bool>(), lc, a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), out.numel()); },
+        EMBER_ON_CUDA(cuda::where(ct, cond.data<bool>(), lc, a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(),
+                                  out.numel(), stream)));
   }
   if (is_floating(ct)) {
     if (auto node = autograd::make_node<WhereBackward>({a_in, b_in})) {

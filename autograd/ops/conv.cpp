@@ -5,12 +5,10 @@
 #include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/conv.h"
 #include "kernels/matmul.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -102,6 +100,27 @@ Tensor prep(const Tensor& t, DType dt) {
   return t.detach().to(dt).contiguous();
 }
 
+#if EMBER_WITH_CUDA
+// cuDNN when the build has it and it is on (it runs on the device's current stream), else
+// ember's direct kernels.
+void cuda_conv_fwd(DType dt, const void* x, const void* w, const void* b, void* y, const ConvGeometry& g, int dev,
+                   cudaStream_t stream) {
+#if EMBER_WITH_CUDNN
+  if (cudnn::enabled()) return cudnn::conv2d_fwd(dt, x, w, b, y, g, dev, cudnn::deterministic());
+#endif
+  (void)dev;
+  cuda::conv2d_fwd(dt, x, w, b, y, g, stream);
+}
+void cuda_conv_bwd(DType dt, const void* x, const void* w, const void* gy, void* gx, void* gw, void* gb,
+                   const ConvGeometry& g, int dev, cudaStream_t stream) {
+#if EMBER_WITH_CUDNN
+  if (cudnn::enabled()) return cudnn::conv2d_bwd(dt, x, w, gy, gx, gw, gb, g, dev, cudnn::deterministic());
+#endif
+  (void)dev;
+  cuda::conv2d_bwd(dt, x, w, gy, gx, gw, gb, g, stream);
+}
+#endif
+
 /// Forward without autograd.
 Tensor conv_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, const ConvGeometry& g) {
   check_device_available(x_in.device(), "conv2d");
@@ -112,23 +131,11 @@ Tensor conv_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, 
     if (g.c_in == 0) {
       y.fill_(0.0);
       if (b.defined()) y.add_(b.view({1, g.c_out, 1, 1}));
-    } else if (x.device().is_cpu()) {
-      cpu::conv2d_fwd(dt, x.data_ptr(), w.data_ptr(), ptr_or_null(b), y.data_ptr(), g);
     } else {
-#if EMBER_WITH_CUDA
-      const int dev = x.device().index;
-      cuda::DeviceGuard guard(dev);
-#if EMBER_WITH_CUDNN
-      if (cudnn::enabled()) {
-        cudnn::conv2d_fwd(dt, x.data_ptr(), w.data_ptr(), ptr_or_null(b), y.data_ptr(), g, dev,
-                          cudnn::deterministic());
-      } else
-#endif
-      {
-        cuda::conv2d_fwd(dt, x.data_ptr(), w.data_ptr(), ptr_or_null(b), y.data_ptr(), g,
-                         cuda::current_stream(dev));
-      }
-#endif
+      on_device(
+          x.device(), "conv2d", [&] { cpu::conv2d_fwd(dt, x.data_ptr(), w.data_ptr(), ptr_or_null(b), y.data_ptr(), g); },
+          EMBER_ON_CUDA(cuda_conv_fwd(dt, x.data_ptr(), w.data_ptr(), ptr_or_null(b), y.data_ptr(), g,
+                                      x.device().index, stream)));
     }
   }
   return dt == x_in.dtype() ? y : y.to(x_in.dtype());
@@ -157,24 +164,15 @@ struct Conv2dBackward : autograd::Node {
       for (Tensor* t : {&gx, &gw, &gb})
         if (t->defined()) t->fill_(0.0);
       if (gb.defined() && gy.numel() > 0) gb.copy_(sum(gy, {0, 2, 3}));
-    } else if (X.device().is_cpu()) {
-      cpu::conv2d_bwd(dt, xc.data_ptr(), wc.data_ptr(), gy.data_ptr(), mut_ptr_or_null(gx),
-                      mut_ptr_or_null(gw), mut_ptr_or_null(gb), g, deterministic());
     } else {
-#if EMBER_WITH_CUDA
-      const int dev = X.device().index;
-      cuda::DeviceGuard guard(dev);
-#if EMBER_WITH_CUDNN
-      if (cudnn::enabled()) {
-        cudnn::conv2d_bwd(dt, xc.data_ptr(), wc.data_ptr(), gy.data_ptr(), mut_ptr_or_null(gx),
-                          mut_ptr_or_null(gw), mut_ptr_or_null(gb), g, dev, cudnn::deterministic());
-      } else
-#endif
-      {
-        cuda::conv2d_bwd(dt, xc.data_ptr(), wc.data_ptr(), gy.data_ptr(), mut_ptr_or_null(gx),
-                         mut_ptr_or_null(gw), mut_ptr_or_null(gb), g, cuda::current_stream(dev));
-      }
-#endif
+      on_device(
+          X.device(), "conv2d backward",
+          [&] {
+            cpu::conv2d_bwd(dt, xc.data_ptr(), wc.data_ptr(), gy.data_ptr(), mut_ptr_or_null(gx), mut_ptr_or_null(gw),
+                            mut_ptr_or_null(gb), g, deterministic());
+          },
+          EMBER_ON_CUDA(cuda_conv_bwd(dt, xc.data_ptr(), wc.data_ptr(), gy.data_ptr(), mut_ptr_or_null(gx),
+                                      mut_ptr_or_null(gw), mut_ptr_or_null(gb), g, X.device().index, stream)));
     }
     auto back = [&](const Tensor& t) { return t.defined() && t.dtype() != X.dtype() ? t.to(X.dtype()) : t; };
     return {back(gx), back(gw), back(gb)};

@@ -1,11 +1,9 @@
 // contiguous, clone, to(device/dtype), copy_, fill_, zero_: copies that autograd sees.
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/copy.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -62,15 +60,9 @@ Tensor& Tensor::fill_(double value) {
   StridedLayout* ls[1] = {&l};
   coalesce(ls, 1);
   if (numel() > 0) {
-    if (device().is_cpu()) {
-      cpu::fill(dtype(), data_ptr(), l, value, numel());
-    } else {
-      check_device_available(device(), "fill_");
-#if EMBER_WITH_CUDA
-      cuda::DeviceGuard g(device().index);
-      cuda::fill(dtype(), data_ptr(), l, value, numel(), cuda::current_stream(device().index));
-#endif
-    }
+    on_device(
+        device(), "fill_", [&] { cpu::fill(dtype(), data_ptr(), l, value, numel()); },
+        EMBER_ON_CUDA(cuda::fill(dtype(), data_ptr(), l, value, numel(), stream)));
   }
   bump_version();
   return *this;

@@ -4,11 +4,9 @@
 
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "tensor/generator.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -19,22 +17,11 @@ Tensor apply_mask(const Tensor& x_in, GeneratorState s, double p, double scale) 
   Tensor x = contiguous_raw(x_in);
   Tensor y = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   if (x.numel() == 0) return y;
-  switch (x.device().type) {
-    case DeviceType::cpu:
-      cpu::dropout(x.dtype(), x.data_ptr(), y.data_ptr(), x.numel(), s.seed, s.offset, p, scale);
-      break;
-    case DeviceType::cuda:
-#if EMBER_WITH_CUDA
-    {
-      cuda::DeviceGuard guard(x.device().index);
-      cuda::dropout(x.dtype(), x.data_ptr(), y.data_ptr(), x.numel(), s.seed, s.offset, p, scale,
-                    cuda::current_stream(x.device().index));
-      break;
-    }
-#else
-      check_device_available(x.device(), "dropout");
-#endif
-  }
+  on_device(
+      x.device(), "dropout",
+      [&] { cpu::dropout(x.dtype(), x.data_ptr(), y.data_ptr(), x.numel(), s.seed, s.offset, p, scale); },
+      EMBER_ON_CUDA(cuda::dropout(x.dtype(), x.data_ptr(), y.data_ptr(), x.numel(), s.seed, s.offset, p, scale,
+                                  stream)));
   return y;
 }
 

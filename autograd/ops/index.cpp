@@ -2,11 +2,9 @@
 // (Note [Index layouts] in kernels/index.h).
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/index.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -70,25 +68,23 @@ void check_index_range(const Tensor& index, int64_t limit, const char* op, int64
   int64_t n = index.numel();
   if (n == 0) return;
   StridedLayout l = layout_of(index);
-  if (index.device().is_cpu()) {
-    int64_t bad_value = 0;
-    int64_t pos = cpu::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, &bad_value);
-    if (pos >= 0) throw Error(range_message(op, bad_value, position_str(pos, index.shape()), dim, limit));
-    return;
-  }
-#if EMBER_WITH_CUDA
-  int dev = index.device().index;
-  cuda::DeviceGuard g(dev);
-  cudaStream_t stream = cuda::current_stream(dev);
-  // Freed at return: later work on this stream, the only work that may reuse the block,
-  // runs after the copy out of it (Note [Streams] in tensor/cuda/allocator.cpp).
-  Tensor result = empty({2}, {.dtype = DType::i64, .device = index.device()});
-  cuda::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, result.data<int64_t>(), stream);
-  cuda::defer_check(dev, stream, result.data<int64_t>(),
-                    [op = std::string(op), shape = index.shape(), dim, limit](int64_t pos, int64_t value) {
-                      return range_message(op, value, position_str(pos, shape), dim, limit);
-                    });
-#endif
+  on_device(
+      index.device(), op,
+      [&] {
+        int64_t bad_value = 0;
+        int64_t pos = cpu::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, &bad_value);
+        if (pos >= 0) throw Error(range_message(op, bad_value, position_str(pos, index.shape()), dim, limit));
+      },
+      EMBER_ON_CUDA(
+          // Freed at return: later work on this stream, the only work that may reuse the block,
+          // runs after the copy out of it (Note [Streams] in tensor/cuda/allocator.cpp).
+          const int dev = index.device().index;
+          Tensor result = empty({2}, {.dtype = DType::i64, .device = index.device()});
+          cuda::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, result.data<int64_t>(), stream);
+          cuda::defer_check(dev, stream, result.data<int64_t>(),
+                            [op = std::string(op), shape = index.shape(), dim, limit](int64_t pos, int64_t value) {
+                              return range_message(op, value, position_str(pos, shape), dim, limit);
+                            })));
 }
 
 /// out = src gathered along dim (out's shape is the iteration shape).
@@ -101,23 +97,14 @@ void gather_into(const Tensor& out, const Tensor& src, int64_t dim, const Tensor
   int64_t dim_stride = src.strides()[size_t(dim)];
   StridedLayout* ls[3] = {&src_l, &idx_l, &out_l};
   coalesce(ls, 3);
-  switch (out.device().type) {
-    case DeviceType::cpu:
-      cpu::gather(src.dtype(), src.data_ptr(), src_l, dim_stride, index.dtype(), index.data_ptr(),
-                  idx_l, out.data_ptr(), out_l, n);
-      break;
-    case DeviceType::cuda: {
-#if EMBER_WITH_CUDA
-      int dev = out.device().index;
-      cuda::DeviceGuard g(dev);
-      cuda::gather(src.dtype(), src.data_ptr(), src_l, dim_stride, index.dtype(), index.data_ptr(),
-                   idx_l, out.data_ptr(), out_l, n, src.shape()[size_t(dim)], cuda::current_stream(dev));
-#else
-      check_device_available(out.device(), "gather");
-#endif
-      break;
-    }
-  }
+  on_device(
+      out.device(), "gather",
+      [&] {
+        cpu::gather(src.dtype(), src.data_ptr(), src_l, dim_stride, index.dtype(), index.data_ptr(), idx_l,
+                    out.data_ptr(), out_l, n);
+      },
+      EMBER_ON_CUDA(cuda::gather(src.dtype(), src.data_ptr(), src_l, dim_stride, index.dtype(), index.data_ptr(),
+                                 idx_l, out.data_ptr(), out_l, n, src.shape()[size_t(dim)], stream)));
 }
 
 #if EMBER_WITH_CUDA
@@ -144,39 +131,27 @@ void scatter_add_into(const Tensor& dst, int64_t dim, const Tensor& index, Strid
   int64_t n = src.numel();
   if (n == 0) return;
   if (dst.device().is_cuda() && deterministic()) {
-#if EMBER_WITH_CUDA
     // Before coalescing: the kernel needs the indexed dim as it is.
-    int dev = dst.device().index;
-    cuda::DeviceGuard g(dev);
-    cuda::scatter_add_deterministic(dst.dtype(), dst.data_ptr(), index.dtype(), index.data_ptr(),
-                                    src.data_ptr(), scatter_geometry(dst, dim, idx_l, src),
-                                    cuda::current_stream(dev));
+    on_device(dst.device(), "scatter_add", [] {},
+              EMBER_ON_CUDA(cuda::scatter_add_deterministic(dst.dtype(), dst.data_ptr(), index.dtype(),
+                                                            index.data_ptr(), src.data_ptr(),
+                                                            scatter_geometry(dst, dim, idx_l, src), stream)));
     return;
-#endif
   }
   StridedLayout dst_l = indexed_layout(dst, src.shape(), dim);
   StridedLayout src_l = layout_of(src);
   int64_t dim_stride = dst.strides()[size_t(dim)];
   StridedLayout* ls[3] = {&dst_l, &idx_l, &src_l};
   coalesce(ls, 3);
-  switch (dst.device().type) {
-    case DeviceType::cpu:
-      cpu::scatter_add(dst.dtype(), dst.data_ptr(), dst_l, dim_stride, index.dtype(),
-                       index.data_ptr(), idx_l, src.data_ptr(), src_l, n);
-      break;
-    case DeviceType::cuda: {
-#if EMBER_WITH_CUDA
-      int dev = dst.device().index;
-      cuda::DeviceGuard g(dev);
-      cuda::scatter_add(dst.dtype(), dst.data_ptr(), dst_l, dim_stride, index.dtype(),
-                        index.data_ptr(), idx_l, src.data_ptr(), src_l, n, dst.shape()[size_t(dim)],
-                        cuda::current_stream(dev));
-#else
-      check_device_available(dst.device(), "scatter_add");
-#endif
-      break;
-    }
-  }
+  on_device(
+      dst.device(), "scatter_add",
+      [&] {
+        cpu::scatter_add(dst.dtype(), dst.data_ptr(), dst_l, dim_stride, index.dtype(), index.data_ptr(), idx_l,
+                         src.data_ptr(), src_l, n);
+      },
+      EMBER_ON_CUDA(cuda::scatter_add(dst.dtype(), dst.data_ptr(), dst_l, dim_stride, index.dtype(),
+                                      index.data_ptr(), idx_l, src.data_ptr(), src_l, n, dst.shape()[size_t(dim)],
+                                      stream)));
 }
 
 Tensor same_device_grad(const Tensor& g, const Tensor& like_index) {

@@ -6,10 +6,8 @@
 #include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -115,24 +113,14 @@ struct CrossEntropyBackward : autograd::Node {
     int64_t gs = 0;
     Tensor g = row_grad(grads[0], reduction, count, lse.dtype(), &gs);
     Tensor gx = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
-    switch (x.device().type) {
-      case DeviceType::cpu:
-        cpu::cross_entropy_bwd(x.dtype(), x.data_ptr(), lab.data<int64_t>(), lse.data_ptr(),
-                               g.data_ptr(), gs, gx.data_ptr(), s, smoothing, ignore_index);
-        break;
-      case DeviceType::cuda:
-#if EMBER_WITH_CUDA
-      {
-        cuda::DeviceGuard guard(x.device().index);
-        cuda::cross_entropy_bwd(x.dtype(), x.data_ptr(), lab.data<int64_t>(), lse.data_ptr(),
-                                g.data_ptr(), gs, gx.data_ptr(), s, smoothing, ignore_index,
-                                cuda::current_stream(x.device().index));
-        break;
-      }
-#else
-        check_device_available(x.device(), "cross_entropy backward");
-#endif
-    }
+    on_device(
+        x.device(), "cross_entropy backward",
+        [&] {
+          cpu::cross_entropy_bwd(x.dtype(), x.data_ptr(), lab.data<int64_t>(), lse.data_ptr(), g.data_ptr(), gs,
+                                 gx.data_ptr(), s, smoothing, ignore_index);
+        },
+        EMBER_ON_CUDA(cuda::cross_entropy_bwd(x.dtype(), x.data_ptr(), lab.data<int64_t>(), lse.data_ptr(),
+                                              g.data_ptr(), gs, gx.data_ptr(), s, smoothing, ignore_index, stream)));
     return {gx};
   }
   std::string name() const override { return "CrossEntropyBackward"; }
@@ -157,23 +145,11 @@ struct NllLossBackward : autograd::Node {
     int64_t gs = 0;
     Tensor g = row_grad(grads[0], reduction, count, acc_dtype(input_dtype), &gs);
     Tensor gx = empty(input_shape, {.dtype = input_dtype, .device = lab.device()});
-    switch (lab.device().type) {
-      case DeviceType::cpu:
-        cpu::nll_bwd(input_dtype, lab.data<int64_t>(), g.data_ptr(), gs, gx.data_ptr(), s,
-                     ignore_index);
-        break;
-      case DeviceType::cuda:
-#if EMBER_WITH_CUDA
-      {
-        cuda::DeviceGuard guard(lab.device().index);
-        cuda::nll_bwd(input_dtype, lab.data<int64_t>(), g.data_ptr(), gs, gx.data_ptr(), s,
-                      ignore_index, cuda::current_stream(lab.device().index));
-        break;
-      }
-#else
-        check_device_available(lab.device(), "nll_loss backward");
-#endif
-    }
+    on_device(
+        lab.device(), "nll_loss backward",
+        [&] { cpu::nll_bwd(input_dtype, lab.data<int64_t>(), g.data_ptr(), gs, gx.data_ptr(), s, ignore_index); },
+        EMBER_ON_CUDA(cuda::nll_bwd(input_dtype, lab.data<int64_t>(), g.data_ptr(), gs, gx.data_ptr(), s,
+                                    ignore_index, stream)));
     return {gx};
   }
   std::string name() const override { return "NllLossBackward"; }
@@ -187,36 +163,25 @@ struct NllLossBackward : autograd::Node {
 template <class CpuFn, class CudaFn>
 void run_loss_kernel(const Tensor& x, const Tensor& lab, const LossShape& s, int64_t ignore_index,
                      const char* op, CpuFn cpu_fn, CudaFn cuda_fn) {
-  switch (x.device().type) {
-    case DeviceType::cpu: {
-      int64_t bad = s.rows();
-      cpu_fn(&bad);
-      check_bad_row(bad, lab, s, ignore_index, op);
-      break;
-    }
-    case DeviceType::cuda: {
-#if EMBER_WITH_CUDA
-      // bad[0]: the smallest bad row (rows() when none), lowered by the kernel; bad[1]: its
-      // label. Both stay on the device until the next synchronization reports them (Note
-      // [Deferred checks] in tensor/cuda_context.h); the kernels give bad rows loss 0.
-      int dev = x.device().index;
-      Tensor bad = full({2}, double(s.rows()), {.dtype = DType::i64, .device = x.device()});
-      cuda::DeviceGuard guard(dev);
-      cudaStream_t stream = cuda::current_stream(dev);
-      cuda_fn(bad.data<int64_t>(), stream);
-      cuda::resolve_bad_index(DType::i64, lab.data_ptr(), layout_of(lab), s.rows(),
-                              bad.data<int64_t>(), stream);
-      cuda::defer_check(dev, stream, bad.data<int64_t>(),
-                        [op, s, ignore_index](int64_t row, int64_t label) {
-                          return bad_label_message(op, label, row, s, ignore_index);
-                        });
-#else
-      (void)cuda_fn;
-      check_device_available(x.device(), op);
-#endif
-      break;
-    }
-  }
+  (void)cuda_fn;  // unused in a build without CUDA
+  on_device(
+      x.device(), op,
+      [&] {
+        int64_t bad = s.rows();
+        cpu_fn(&bad);
+        check_bad_row(bad, lab, s, ignore_index, op);
+      },
+      EMBER_ON_CUDA(
+          // bad[0]: the smallest bad row (rows() when none), lowered by the kernel; bad[1]: its
+          // label. Both stay on the device until the next synchronization reports them (Note
+          // [Deferred checks] in tensor/cuda_context.h); the kernels give bad rows loss 0.
+          const int dev = x.device().index;
+          Tensor bad = full({2}, double(s.rows()), {.dtype = DType::i64, .device = x.device()});
+          cuda_fn(bad.data<int64_t>(), stream);
+          cuda::resolve_bad_index(DType::i64, lab.data_ptr(), layout_of(lab), s.rows(), bad.data<int64_t>(), stream);
+          cuda::defer_check(dev, stream, bad.data<int64_t>(), [op, s, ignore_index](int64_t row, int64_t label) {
+            return bad_label_message(op, label, row, s, ignore_index);
+          })));
 }
 
 }  // namespace

@@ -9,11 +9,9 @@
 #include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/matmul.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -108,19 +106,9 @@ char* byte_ptr(const Tensor& t, int64_t elem_offset) {
 }
 
 void run_gemm(const Tensor& c, const void* a, const void* b, void* cp, const GemmParams& p) {
-  switch (c.device().type) {
-    case DeviceType::cpu:
-      cpu::gemm_strided_batched(c.dtype(), a, b, cp, p);
-      break;
-    case DeviceType::cuda: {
-      check_device_available(c.device(), "matmul");
-#if EMBER_WITH_CUDA
-      cuda::DeviceGuard g(c.device().index);
-      cuda::gemm_strided_batched(c.dtype(), a, b, cp, p, cuda::current_stream(c.device().index));
-#endif
-      break;
-    }
-  }
+  on_device(
+      c.device(), "matmul", [&] { cpu::gemm_strided_batched(c.dtype(), a, b, cp, p); },
+      EMBER_ON_CUDA(cuda::gemm_strided_batched(c.dtype(), a, b, cp, p, stream)));
 }
 
 // c = alpha * a @ b + beta * c. a (batch..., m, k), b (batch..., k, n), c (batch..., m, n)

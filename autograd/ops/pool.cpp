@@ -2,11 +2,9 @@
 // adaptive_avg_pool2d over (N, C, H, W) or (C, H, W) inputs.
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/pool.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -68,24 +66,22 @@ Tensor pool_forward(PoolKind kind, const Tensor& x_in, const PoolGeometry& g, bo
   Tensor y = empty(out_shape(x, g), {.dtype = x.dtype(), .device = x.device()});
   if (kind == PoolKind::max) *idx = empty(y.shape(), {.dtype = DType::i64, .device = x.device()});
   if (y.numel() == 0) return y;
-  if (x.device().is_cpu()) {
-    switch (kind) {
-      case PoolKind::max: cpu::max_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), idx->data<int64_t>(), g); break;
-      case PoolKind::avg: cpu::avg_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), g, include_pad); break;
-      case PoolKind::adaptive: cpu::adaptive_avg_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), g); break;
-    }
-  } else {
-#if EMBER_WITH_CUDA
-    const int dev = x.device().index;
-    cuda::DeviceGuard guard(dev);
-    cudaStream_t st = cuda::current_stream(dev);
-    switch (kind) {
-      case PoolKind::max: cuda::max_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), idx->data<int64_t>(), g, st); break;
-      case PoolKind::avg: cuda::avg_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), g, include_pad, st); break;
-      case PoolKind::adaptive: cuda::adaptive_avg_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), g, st); break;
-    }
-#endif
-  }
+  on_device(
+      x.device(), "pool2d",
+      [&] {
+        switch (kind) {
+          case PoolKind::max: cpu::max_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), idx->data<int64_t>(), g); break;
+          case PoolKind::avg: cpu::avg_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), g, include_pad); break;
+          case PoolKind::adaptive: cpu::adaptive_avg_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), g); break;
+        }
+      },
+      EMBER_ON_CUDA(switch (kind) {
+        case PoolKind::max:
+          cuda::max_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), idx->data<int64_t>(), g, stream);
+          break;
+        case PoolKind::avg: cuda::avg_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), g, include_pad, stream); break;
+        case PoolKind::adaptive: cuda::adaptive_avg_pool2d_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), g, stream); break;
+      }));
   return y;
 }
 
@@ -113,23 +109,20 @@ struct PoolBackward : autograd::Node {
     Tensor I = kind == PoolKind::max ? idx.unpack(*this) : Tensor();
     const PoolGeometry& g = geom;
     if (gy.numel() == 0) return {gx.fill_(0.0)};
-    if (device.is_cpu()) {
-      switch (kind) {
-        case PoolKind::max: cpu::max_pool2d_bwd(dtype, gy.data_ptr(), I.data<int64_t>(), gx.data_ptr(), g); break;
-        case PoolKind::avg: cpu::avg_pool2d_bwd(dtype, gy.data_ptr(), gx.data_ptr(), g, include_pad); break;
-        case PoolKind::adaptive: cpu::adaptive_avg_pool2d_bwd(dtype, gy.data_ptr(), gx.data_ptr(), g); break;
-      }
-    } else {
-#if EMBER_WITH_CUDA
-      cuda::DeviceGuard guard(device.index);
-      cudaStream_t st = cuda::current_stream(device.index);
-      switch (kind) {
-        case PoolKind::max: cuda::max_pool2d_bwd(dtype, gy.data_ptr(), I.data<int64_t>(), gx.data_ptr(), g, st); break;
-        case PoolKind::avg: cuda::avg_pool2d_bwd(dtype, gy.data_ptr(), gx.data_ptr(), g, include_pad, st); break;
-        case PoolKind::adaptive: cuda::adaptive_avg_pool2d_bwd(dtype, gy.data_ptr(), gx.data_ptr(), g, st); break;
-      }
-#endif
-    }
+    on_device(
+        device, "pool2d backward",
+        [&] {
+          switch (kind) {
+            case PoolKind::max: cpu::max_pool2d_bwd(dtype, gy.data_ptr(), I.data<int64_t>(), gx.data_ptr(), g); break;
+            case PoolKind::avg: cpu::avg_pool2d_bwd(dtype, gy.data_ptr(), gx.data_ptr(), g, include_pad); break;
+            case PoolKind::adaptive: cpu::adaptive_avg_pool2d_bwd(dtype, gy.data_ptr(), gx.data_ptr(), g); break;
+          }
+        },
+        EMBER_ON_CUDA(switch (kind) {
+          case PoolKind::max: cuda::max_pool2d_bwd(dtype, gy.data_ptr(), I.data<int64_t>(), gx.data_ptr(), g, stream); break;
+          case PoolKind::avg: cuda::avg_pool2d_bwd(dtype, gy.data_ptr(), gx.data_ptr(), g, include_pad, stream); break;
+          case PoolKind::adaptive: cuda::adaptive_avg_pool2d_bwd(dtype, gy.data_ptr(), gx.data_ptr(), g, stream); break;
+        }));
     return {gx};
   }
 };

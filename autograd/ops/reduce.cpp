@@ -5,11 +5,9 @@
 #include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/reduce.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -81,15 +79,9 @@ Tensor reduce_raw(ReduceOp op, const Tensor& x_in, const Shape& dims, bool keepd
     }
     x = make_view(x, perm_sizes, perm_strides, x.offset()).contiguous();
   }
-  if (out.device().is_cpu()) {
-    cpu::reduce(op, x.dtype(), x.data_ptr(), out.data_ptr(), outer, r, inner);
-  } else {
-#if EMBER_WITH_CUDA
-    cuda::DeviceGuard g(x.device().index);
-    cuda::reduce(op, x.dtype(), x.data_ptr(), out.data_ptr(), outer, r, inner,
-                 cuda::current_stream(x.device().index));
-#endif
-  }
+  on_device(
+      out.device(), "reduction", [&] { cpu::reduce(op, x.dtype(), x.data_ptr(), out.data_ptr(), outer, r, inner); },
+      EMBER_ON_CUDA(cuda::reduce(op, x.dtype(), x.data_ptr(), out.data_ptr(), outer, r, inner, stream)));
   return out;
 }
 

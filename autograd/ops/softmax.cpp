@@ -2,11 +2,9 @@
 #include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/softmax.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -27,22 +25,10 @@ Tensor softmax_forward(const Tensor& x_in, int64_t dim, bool log) {
   int64_t outer, C, inner;
   split_dims(x, dim, &outer, &C, &inner);
   Tensor y = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
-  switch (x.device().type) {
-    case DeviceType::cpu:
-      cpu::softmax_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), outer, C, inner, log);
-      break;
-    case DeviceType::cuda:
-#if EMBER_WITH_CUDA
-    {
-      cuda::DeviceGuard g(x.device().index);
-      cuda::softmax_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), outer, C, inner, log,
-                        cuda::current_stream(x.device().index));
-      break;
-    }
-#else
-      check_device_available(x.device(), log ? "log_softmax" : "softmax");
-#endif
-  }
+  on_device(
+      x.device(), log ? "log_softmax" : "softmax",
+      [&] { cpu::softmax_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), outer, C, inner, log); },
+      EMBER_ON_CUDA(cuda::softmax_fwd(x.dtype(), x.data_ptr(), y.data_ptr(), outer, C, inner, log, stream)));
   return y;
 }
 
@@ -51,22 +37,11 @@ Tensor softmax_backward(const Tensor& y, const Tensor& g_in, int64_t dim, bool l
   int64_t outer, C, inner;
   split_dims(y, dim, &outer, &C, &inner);
   Tensor gx = empty(y.shape(), {.dtype = y.dtype(), .device = y.device()});
-  switch (y.device().type) {
-    case DeviceType::cpu:
-      cpu::softmax_bwd(y.dtype(), y.data_ptr(), g.data_ptr(), gx.data_ptr(), outer, C, inner, log);
-      break;
-    case DeviceType::cuda:
-#if EMBER_WITH_CUDA
-    {
-      cuda::DeviceGuard guard(y.device().index);
-      cuda::softmax_bwd(y.dtype(), y.data_ptr(), g.data_ptr(), gx.data_ptr(), outer, C, inner,
-                        log, cuda::current_stream(y.device().index));
-      break;
-    }
-#else
-      check_device_available(y.device(), "softmax backward");
-#endif
-  }
+  on_device(
+      y.device(), "softmax backward",
+      [&] { cpu::softmax_bwd(y.dtype(), y.data_ptr(), g.data_ptr(), gx.data_ptr(), outer, C, inner, log); },
+      EMBER_ON_CUDA(cuda::softmax_bwd(y.dtype(), y.data_ptr(), g.data_ptr(), gx.data_ptr(), outer, C, inner, log,
+                                      stream)));
   return gx;
 }
 

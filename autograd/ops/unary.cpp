@@ -4,12 +4,10 @@
 #include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "tensor/dispatch.h"
 #include "kernels/binary.h"
 #include "kernels/unary.h"
 #include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
-#endif
 
 namespace ember {
 
@@ -25,15 +23,9 @@ Tensor unary_forward(UnaryOp op, const Tensor& x_in, double p0 = 0, double p1 = 
   x = x.contiguous();
   Tensor out = empty(x.shape(), {.dtype = x.dtype(), .device = x.device()});
   if (x.numel() == 0) return out;
-  if (x.device().is_cpu()) {
-    cpu::unary(op, x.dtype(), x.data_ptr(), out.data_ptr(), x.numel(), p0, p1);
-  } else {
-#if EMBER_WITH_CUDA
-    cuda::DeviceGuard g(x.device().index);
-    cuda::unary(op, x.dtype(), x.data_ptr(), out.data_ptr(), x.numel(), p0, p1,
-                cuda::current_stream(x.device().index));
-#endif
-  }
+  on_device(
+      x.device(), unary_name(op), [&] { cpu::unary(op, x.dtype(), x.data_ptr(), out.data_ptr(), x.numel(), p0, p1); },
+      EMBER_ON_CUDA(cuda::unary(op, x.dtype(), x.data_ptr(), out.data_ptr(), x.numel(), p0, p1, stream)));
   return out;
 }
 
@@ -44,15 +36,11 @@ Tensor fused_backward(BinaryOp op, const Tensor& g, const Tensor& saved) {
   StridedLayout la = layout_of(a), lb = layout_of(b);
   StridedLayout* ls[2] = {&la, &lb};
   coalesce(ls, 2);
-  if (a.device().is_cpu()) {
-    cpu::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), a.numel());
-  } else {
-#if EMBER_WITH_CUDA
-    cuda::DeviceGuard dg(a.device().index);
-    cuda::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), a.numel(), 1.0,
-                 cuda::current_stream(a.device().index));
-#endif
-  }
+  on_device(
+      a.device(), "backward",
+      [&] { cpu::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), a.numel()); },
+      EMBER_ON_CUDA(cuda::binary(op, a.dtype(), a.data_ptr(), la, b.data_ptr(), lb, out.data_ptr(), a.numel(), 1.0,
+                                 stream)));
   return out;
 }
 
