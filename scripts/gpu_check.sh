@@ -84,6 +84,7 @@ KIT_PKGS=(
   libyaml-cpp-dev libyaml-cpp0.7 libcli11-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9
   nlohmann-json3-dev libstb-dev zlib1g-dev zlib1g
   libprotobuf-dev libprotobuf32 libprotobuf-lite32 protobuf-compiler libprotoc32
+  libgloo-dev libgloo0 libhiredis0.14 libibverbs1 libnl-3-200 libnl-route-3-200
 )
 
 # ============================================================================ --prepare
@@ -624,9 +625,9 @@ if [ "$USE_KIT" = on ]; then
   fi
   KP=$KIT_DIR/prefix/usr
   CMAKE_DEPS=(-DCMAKE_PREFIX_PATH="$KP" -DCMAKE_CXX_FLAGS="-isystem $KP/include" -DEMBER_MPI=OFF)
-  # OpenBLAS, libgfortran, yaml-cpp, spdlog, fmt, benchmark at run time (and for the test
+  # OpenBLAS, libgfortran, yaml-cpp, spdlog, fmt, benchmark, Gloo (in lib/) at run time (and for the test
   # discovery that runs test programs during the build). Not the kit's zlib: the system's.
-  export LD_LIBRARY_PATH="$KP/lib/x86_64-linux-gnu:$KP/lib/x86_64-linux-gnu/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$KP/lib/x86_64-linux-gnu:$KP/lib/x86_64-linux-gnu/openblas-pthread:$KP/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   SETUP_NOTES+=("- dependencies: the kit ($KIT_SRC/deps.tar.gz, $(human_size "$KIT_SRC/deps.tar.gz"), $(wc -l <"$KIT_DIR/PACKAGES") Debian packages, $(head -1 "$KIT_DIR/MANIFEST" | sed 's/^ember GPU kit, //')) unpacked into $KIT_DIR; MPI off")
 else
   if ! has_system_deps && command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then
