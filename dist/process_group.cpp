@@ -142,6 +142,7 @@ ProcessGroup& init_process_group(const ProcessGroupOptions& options) {
     pg->local_rank_ = w.local_rank;
     pg->local_world_ = w.local_size;
     pg->uses_mpi_ = true;
+    pg->launch_ = "mpi";
     // srun without an MPI plugin starts N singletons: N independent trainings, not one job.
     int slurm_tasks = env("SLURM_STEP_ID") ? env_int("SLURM_NTASKS", 1) : 1;
     if (slurm_tasks > 1 && w.size == 1) {

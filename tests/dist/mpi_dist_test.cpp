@@ -1,5 +1,7 @@
-// The data-parallel proofs on several processes: run by CTest as
-// `tests/dist/run_mpi.sh 2 dist_mpi_test` (mpirun -np 2). Every rank runs every test in
+// The data-parallel proofs on several processes: run by CTest under both launchers, as
+// `tests/dist/run_mpi.sh 2 dist_mpi_test` (mpirun -np 2, MPI collectives: dist_mpi_np2) and
+// as `dist_launch --nproc-per-node 2 -- dist_mpi_test` (ember's launcher, the env:// way:
+// Gloo over the TCP store: dist_gloo_np2). Every rank runs every test in
 // the same order (the collectives must match); rank 0 prints the usual report, the other
 // ranks only their failures.
 #include <gtest/gtest.h>
@@ -36,10 +38,14 @@ dist::ProcessGroup& pg() { return dist::default_group(); }
                                        << (r ? "" : std::string(": ") + r.message());
 }
 
-TEST(DistMpi, TheGroupComesFromMpirun) {
-  ASSERT_TRUE(pg().uses_mpi()) << "run this program under mpirun (tests/dist/run_mpi.sh 2 ...)";
+TEST(DistMpi, TheGroupComesFromTheLauncher) {
+  ASSERT_NE(pg().launch(), "none") << "run this program under mpirun (tests/dist/run_mpi.sh 2 ...) or "
+                                      "dist_launch --nproc-per-node 2 -- ...";
   ASSERT_GE(pg().world_size(), 2);
-  EXPECT_EQ(pg().communicator(kCPU).backend(), "mpi");
+  // mpirun: MPI's collectives; ember's launcher: Gloo's, rendezvous through the TCP store.
+  EXPECT_EQ(pg().communicator(kCPU).backend(), pg().uses_mpi() ? "mpi" : "gloo");
+  EXPECT_EQ(pg().launch(), pg().uses_mpi() ? "mpi" : "env");
+  EXPECT_EQ(pg().store() != nullptr, !pg().uses_mpi());
   // All ranks run on this machine: local rank == rank.
   EXPECT_EQ(pg().local_rank(), pg().rank());
   EXPECT_EQ(pg().local_world_size(), pg().world_size());
