@@ -201,8 +201,8 @@ int spawn_local_workers(const LaunchOptions& o, std::vector<std::string> argv) {
         terminating = true;
         first_failure = rank;
         code = exit_code(st);
-        std::fprintf(stderr, "%s: worker rank %d (pid %d) %s; ending the other workers\n", o.name.c_str(), rank,
-                     int(pids[size_t(i)]), describe_status(st).c_str());
+        std::fprintf(stderr, "%s: worker rank %d (pid %d) %s%s\n", o.name.c_str(), rank, int(pids[size_t(i)]),
+                     describe_status(st).c_str(), left > 0 ? "; ending the other workers" : "");
         end_all(SIGTERM);
         kill_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.grace_seconds));
       } else if (first_failure >= 0 && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM)) {

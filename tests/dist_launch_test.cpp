@@ -1,7 +1,9 @@
-// Data parallel, launched for real: mpirun with 2 processes (through tests/dist/run_mpi.sh).
-// A rank killed mid-run or a stalled collective ends the whole job, non-zero, in bounded
-// time, naming the operation and the rank; the mnist app trains, evaluates and resumes on
-// 2 ranks. Skips (visibly) without MPI or mpirun.
+// Data parallel, launched for real: mpirun with 2 processes (through tests/dist/run_mpi.sh)
+// and ember's own launcher (--nproc-per-node; dist_launch for the helper programs), one
+// "node" or two over 127.0.0.1, with the TCP store or a rendezvous file. A rank killed
+// mid-run or a stalled collective ends the whole job, non-zero, in bounded time, naming the
+// operation and the rank; the mnist app trains, evaluates and resumes on 2 ranks and ends
+// with the same weights under every launcher. Skips (visibly) without MPI/mpirun or Gloo.
 
 #include <chrono>
 #include <cstdio>
@@ -9,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "dist/store.h"
 #include "io/safetensors.h"
 #include "test_util.h"
 
@@ -152,15 +155,204 @@ TEST(DistLaunch, MnistResumesOnTwoRanksToTheSameWeights) {
 
 }  // namespace
 
+// ---- ember's own launcher (Gloo over the TCP store or a rendezvous file)
+
+namespace {
+
+#define EMBER_REQUIRE_GLOO() \
+  do {                       \
+    if (!EMBER_WITH_GLOO) GTEST_SKIP() << "ember was built without Gloo (libgloo-dev)"; \
+  } while (0)
+
+std::string launcher() { return std::string(EMBER_BINARY_DIR) + "/tests/dist_launch"; }
+
+/// dist_launch --nproc-per-node NP -- PROGRAM ARGS, one OpenMP thread per worker.
+LaunchResult launch(const std::string& env, int np, const std::string& program, const std::string& args) {
+  return test::run_command("OMP_NUM_THREADS=1 " + env + " " + launcher() + " --nproc-per-node " + std::to_string(np) +
+                           " --grace 2 -- " + program + " " + args);
+}
+
+/// A port that nobody listens on now (a server on an ephemeral port, gone again).
+int free_port() {
+  dist::TcpStoreServer s(0);
+  return s.port();
+}
+
+/// The model tensors of two checkpoints agree within rtol/atol (0, 0: bit for bit).
+void expect_same_model(const fs::path& a, const fs::path& b, double rtol, double atol) {
+  SafetensorsFile x = load_safetensors(a.string());
+  SafetensorsFile y = load_safetensors(b.string());
+  ASSERT_EQ(x.tensors.size(), y.tensors.size());
+  int compared = 0;
+  for (size_t i = 0; i < x.tensors.size(); ++i)
+    if (x.tensors[i].first.rfind("model.", 0) == 0) {
+      ++compared;
+      EXPECT_TRUE(test::all_close(x.tensors[i].second, y.tensors[i].second, rtol, atol)) << x.tensors[i].first;
+    }
+  EXPECT_GT(compared, 0);
+}
+
+TEST(DistLaunchGloo, AKilledWorkerEndsTheJobNamingItsRank) {
+  EMBER_REQUIRE_GLOO();
+  LaunchResult r = launch("EMBER_DIST_TIMEOUT=20", 2, fault(), "kill 5");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("finished"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("worker rank 1 (pid"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("was killed by signal 9"), std::string::npos) << r.output;
+  // (Rank 0 fails in Gloo as the peer's sockets close, or the launcher's SIGTERM comes first:
+  // either way well before the 20 s timeout.)
+  EXPECT_LT(r.seconds, 60) << r.output;
+}
+
+TEST(DistLaunchGloo, AStalledCollectiveTimesOutNamingOperationAndRank) {
+  EMBER_REQUIRE_GLOO();
+  LaunchResult r = launch("EMBER_DIST_TIMEOUT=2", 2, fault(), "stall 3");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 0 of 2: allreduce(sum) of 1024 f32 elements did not complete within 2 s"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("worker rank 0 (pid"), std::string::npos) << r.output;
+  // Rank 1 sleeps for 120 s: only the launcher's SIGTERM ends it this early.
+  EXPECT_LT(r.seconds, 60) << r.output;
+}
+
+TEST(DistLaunchGloo, AStalledRankInsideDdpBackwardTimesOut) {
+  EMBER_REQUIRE_GLOO();
+  LaunchResult r = launch("EMBER_DIST_TIMEOUT=2", 2, fault(), "ddp 3");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 0 of 2: allreduce(average)"), std::string::npos) << r.output;
+  EXPECT_LT(r.seconds, 60) << r.output;
+}
+
+TEST(DistLaunchGloo, ARankThatNeverArrivesIsATimeoutNamingTheStore) {
+  EMBER_REQUIRE_GLOO();
+  // One "node" of two: node 1 never comes. Node 0's worker waits for it in Gloo's rendezvous.
+  int port = free_port();
+  LaunchResult r = test::run_command("EMBER_DIST_TIMEOUT=1 " + launcher() +
+                                     " --nproc-per-node 1 --nnodes 2 --node-rank 0 --master-port " +
+                                     std::to_string(port) + " -- " + fault() + " kill 100");
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("TCP store at 127.0.0.1:" + std::to_string(port)), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("waited 1 s for key"), std::string::npos) << r.output;
+  EXPECT_LT(r.seconds, 60) << r.output;
+}
+
+TEST(DistLaunchGloo, MnistOnTwoWorkersEqualsMpirunAndOneProcessOnTheDoubledBatch) {
+  EMBER_REQUIRE_GLOO();
+  if (!fs::exists(mnist_dir())) GTEST_SKIP() << "no MNIST at " << mnist_dir();
+  fs::path out = scratch("spawn");
+  LaunchResult r = test::run_command("OMP_NUM_THREADS=1 " + mnist() + " " + app_args(out) + "--epochs 2 --nproc-per-node 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("data parallel: 2 processes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("effective batch 64"), std::string::npos) << r.output;
+  size_t lines = 0;  // rank 1 is quiet
+  for (size_t p = 0; (p = r.output.find("epoch 2/2:", p)) != std::string::npos; ++p) ++lines;
+  EXPECT_EQ(lines, 1u) << r.output;
+  std::ifstream f(out / "metrics.jsonl");
+  std::vector<json> rows;
+  for (std::string line; std::getline(f, line);) rows.push_back(json::parse(line));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1]["test_samples"].get<int64_t>(), 501);
+  EXPECT_EQ(rows[1]["train_samples"].get<int64_t>(), 1024);
+
+  // One process on the doubled batch: the same weights (as the mpirun test above).
+  fs::path one = scratch("spawn_one");
+  LaunchResult s = test::run_command(mnist() + " " + app_args(one) + "--epochs 2 --batch-size 64");
+  ASSERT_EQ(s.status, 0) << s.output;
+  expect_same_model(out / "last.ckpt", one / "last.ckpt", 1e-4, 1e-5);
+
+  // mpirun -np 2: bit for bit (a sum of two is the same sum in either backend).
+  fs::path viampi = scratch("spawn_mpi");
+  LaunchResult m = mpirun("", 2, mnist(), app_args(viampi) + "--epochs 2");
+  if (!EMBER_WITH_MPI || m.status == 77) GTEST_SKIP() << "no mpirun to compare with: " << m.output;
+  ASSERT_EQ(m.status, 0) << m.output;
+  expect_same_model(out / "last.ckpt", viampi / "last.ckpt", 0, 0);
+}
+
+/// Two "nodes" on this machine, each `mnist ... --nnodes 2 --node-rank R --nproc-per-node 1`
+/// plus `extra`, started together; both outputs, and the worse exit status.
+LaunchResult two_nodes(const fs::path& out, const std::string& extra) {
+  std::string base = "OMP_NUM_THREADS=1 " + mnist() + " " + app_args(out) + "--epochs 1 --nnodes 2 --nproc-per-node 1 " + extra;
+  fs::path log0 = out.string() + ".node0.log", log1 = out.string() + ".node1.log";
+  std::string cmd = "(" + base + " --node-rank 1 >" + log1.string() + " 2>&1 & p=$!; " + base + " --node-rank 0 >" +
+                    log0.string() + " 2>&1; a=$?; wait $p; b=$?; cat " + log0.string() + " " + log1.string() +
+                    "; [ $a -eq 0 ] && [ $b -eq 0 ])";
+  return test::run_command(cmd);
+}
+
+TEST(DistLaunchGloo, TwoNodesOverLoopbackEqualOneNodeWithTwoWorkers) {
+  EMBER_REQUIRE_GLOO();
+  if (!fs::exists(mnist_dir())) GTEST_SKIP() << "no MNIST at " << mnist_dir();
+  fs::path one = scratch("node_one");
+  LaunchResult a = test::run_command("OMP_NUM_THREADS=1 " + mnist() + " " + app_args(one) + "--epochs 1 --nproc-per-node 2");
+  ASSERT_EQ(a.status, 0) << a.output;
+
+  fs::path tcp = scratch("nodes_tcp");
+  LaunchResult b = two_nodes(tcp, "--master-addr 127.0.0.1 --master-port " + std::to_string(free_port()));
+  ASSERT_EQ(b.status, 0) << b.output;
+  EXPECT_NE(b.output.find("data parallel: 2 processes"), std::string::npos) << b.output;
+  expect_same_model(tcp / "last.ckpt", one / "last.ckpt", 0, 0);
+
+  fs::path file = scratch("nodes_file");
+  fs::path rdzv = file.string() + ".rdzv";
+  LaunchResult c = two_nodes(file, "--rdzv-file " + rdzv.string());
+  ASSERT_EQ(c.status, 0) << c.output;
+  expect_same_model(file / "last.ckpt", one / "last.ckpt", 0, 0);
+  EXPECT_FALSE(fs::exists(rdzv)) << "the last worker out removes the rendezvous file";
+}
+
+TEST(DistLaunchGloo, BadLaunchOptionsAreUsageErrors) {
+  fs::path out = scratch("badlaunch");
+  auto run = [&](const std::string& flags) { return test::run_command(mnist() + " " + app_args(out) + flags); };
+  LaunchResult a = run("--nproc-per-node 1 --nnodes 2");
+  EXPECT_EQ(a.status, 2) << a.output;
+  EXPECT_NE(a.output.find("need --master-port P"), std::string::npos) << a.output;
+  LaunchResult b = run("--nproc-per-node 1 --nnodes 2 --node-rank 1 --master-port 29500");
+  EXPECT_EQ(b.status, 2) << b.output;
+  EXPECT_NE(b.output.find("needs --master-addr HOST"), std::string::npos) << b.output;
+  LaunchResult c = run("--nproc-per-node 1 --nnodes 2 --node-rank 2 --master-port 29500");
+  EXPECT_EQ(c.status, 2) << c.output;
+  EXPECT_NE(c.output.find("--node-rank 2 is not a node of --nnodes 2"), std::string::npos) << c.output;
+  LaunchResult d = run("--master-port 29500");
+  EXPECT_EQ(d.status, 2) << d.output;
+  EXPECT_NE(d.output.find("go with --nproc-per-node N"), std::string::npos) << d.output;
+  // A port in use: the launcher says so before starting anyone.
+  dist::TcpStoreServer taken(0);
+  LaunchResult e = run("--epochs 1 --nproc-per-node 2 --master-port " + std::to_string(taken.port()));
+  if (EMBER_WITH_GLOO) {
+    EXPECT_EQ(e.status, 2) << e.output;
+    EXPECT_NE(e.output.find("Address already in use"), std::string::npos) << e.output;
+  }
+  EXPECT_FALSE(fs::exists(out / "metrics.jsonl"));
+}
+
+}  // namespace
+
 // torchrun's variables without a world ember can join: an error saying how to launch, never
 // N copies each training its own model into the same folder.
-TEST(DistLaunch, TorchrunVariablesWithoutMpiAreAnErrorSayingHowToLaunch) {
+TEST(DistLaunch, TorchrunVariablesWithoutAWorldToJoinAreAnErrorSayingHowToLaunch) {
   fs::path out = scratch("torchrun");
-  LaunchResult r = test::run_command("WORLD_SIZE=2 RANK=1 LOCAL_RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 " +
-                                     mnist() + " " + app_args(out) + " --epochs 1");
+  // No rendezvous named: nothing to join.
+  LaunchResult r = test::run_command("WORLD_SIZE=2 RANK=1 LOCAL_RANK=1 " + mnist() + " " + app_args(out) + " --epochs 1");
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("WORLD_SIZE=2 and RANK=1"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("mpirun -np 2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mpirun -np "), std::string::npos) << r.output;
+  if (EMBER_WITH_GLOO) {
+    EXPECT_NE(r.output.find("MASTER_ADDR"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("--nproc-per-node N"), std::string::npos) << r.output;
+    // A master that never comes: a timeout naming the address.
+    int port = free_port();
+    LaunchResult m = test::run_command("EMBER_DIST_TIMEOUT=0.5 WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                       std::to_string(port) + " " + mnist() + " " + app_args(out) + " --epochs 1");
+    EXPECT_EQ(m.status, 1) << m.output;
+    EXPECT_NE(m.output.find("cannot reach the TCP store at 127.0.0.1:" + std::to_string(port)), std::string::npos)
+        << m.output;
+    // torchrun itself: its agent owns MASTER_PORT.
+    LaunchResult t = test::run_command("TORCHELASTIC_RUN_ID=x WORLD_SIZE=2 RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                       std::to_string(port) + " " + mnist() + " " + app_args(out) + " --epochs 1");
+    EXPECT_EQ(t.status, 1) << t.output;
+    EXPECT_NE(t.output.find("started by torchrun"), std::string::npos) << t.output;
+  }
   EXPECT_FALSE(fs::exists(out / "metrics.jsonl"));
   // A world of one from torchrun is just one process.
   LaunchResult one = test::run_command("WORLD_SIZE=1 RANK=0 " + mnist() + " " + app_args(out) +
