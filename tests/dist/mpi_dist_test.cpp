@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -81,6 +82,14 @@ TEST(DistMpi, CollectivesOnCpuTensors) {
   pg().reduce_scatter(in, rs, dist::ReduceOp::sum)->wait();
   double rank_sum = w * (w - 1) / 2.0;
   EXPECT_EQ(rs.to_vector<double>(), (std::vector<double>{w * 2.0 * r + rank_sum, w * (2.0 * r + 1) + rank_sum}));
+
+  // Larger than one transport segment (Gloo sends 1 MiB pieces; MPI its own): 12 MB.
+  Tensor big = full({3'000'000}, double(r + 1));
+  pg().allreduce(big)->wait();
+  std::vector<float> bv = big.to_vector<float>();
+  EXPECT_EQ(bv.front(), float(w * (w + 1) / 2));
+  EXPECT_EQ(bv.back(), float(w * (w + 1) / 2));
+  EXPECT_EQ(std::count(bv.begin(), bv.end(), float(w * (w + 1) / 2)), 3'000'000);
 
   // Several in flight, completed in any order.
   Tensor x = ones({1000}), y = ones({10});
