@@ -326,6 +326,33 @@ TEST(DistLaunchGloo, BadLaunchOptionsAreUsageErrors) {
   EXPECT_FALSE(fs::exists(out / "metrics.jsonl"));
 }
 
+/// Two processes started by hand with the env:// variables (as torch.distributed.launch
+/// does: rank 0 serves the store at MASTER_ADDR:MASTER_PORT), each with its own `env`.
+LaunchResult by_hand(const std::string& env0, const std::string& env1, const std::string& args) {
+  std::string common = "OMP_NUM_THREADS=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " ";
+  return test::run_command("(" + common + env1 + " " + fault() + " " + args + " & p=$!; " + common + env0 + " " +
+                           fault() + " " + args + "; a=$?; wait $p; b=$?; [ $a -eq 0 ] && [ $b -eq 0 ])");
+}
+
+TEST(DistLaunchGloo, ByHandWithTorchsVariablesRankZeroServingTheStore) {
+  EMBER_REQUIRE_GLOO();
+  // Mode "none" at iteration 100: no fault, both ranks run their 50 allreduces.
+  LaunchResult r = by_hand("WORLD_SIZE=2 RANK=0 LOCAL_RANK=0", "WORLD_SIZE=2 RANK=1 LOCAL_RANK=1", "none 100");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("rank 0: finished"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("rank 1: finished"), std::string::npos) << r.output;
+  // Disagreeing world sizes: named at the rendezvous, not a hang in the transport.
+  LaunchResult m = by_hand("EMBER_DIST_TIMEOUT=2 WORLD_SIZE=2 RANK=0", "EMBER_DIST_TIMEOUT=2 WORLD_SIZE=3 RANK=1", "none 100");
+  EXPECT_NE(m.status, 0) << m.output;
+  EXPECT_NE(m.output.find("rank 1 has WORLD_SIZE=3 but rank 0 has 2"), std::string::npos) << m.output;
+  // Two processes with one RANK.
+  LaunchResult d = by_hand("EMBER_DIST_TIMEOUT=2 WORLD_SIZE=2 RANK=0", "EMBER_DIST_TIMEOUT=2 WORLD_SIZE=2 RANK=0", "none 100");
+  EXPECT_NE(d.status, 0) << d.output;
+  EXPECT_TRUE(d.output.find("two processes claim RANK=0") != std::string::npos ||
+              d.output.find("Address already in use") != std::string::npos)
+      << d.output;
+}
+
 }  // namespace
 
 // torchrun's variables without a world ember can join: an error saying how to launch, never
