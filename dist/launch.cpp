@@ -77,8 +77,10 @@ void check_launch_options(const LaunchOptions& o) {
     if (o.master_port == 0)
       bad("several nodes (--nnodes " + std::to_string(o.nnodes) + ") need --master-port P (the port node 0 serves "
           "the rendezvous on, the same on every node) or --rdzv-file PATH on a shared file system");
-    if (o.node_rank > 0 && o.master_addr.empty())
-      bad("node " + std::to_string(o.node_rank) + " needs --master-addr HOST (node 0's address) to find the rendezvous");
+    // Node 0 too: its workers' transports listen on the interface that routes there.
+    if (o.master_addr.empty())
+      bad("several nodes: node " + std::to_string(o.node_rank) + " needs --master-addr HOST (node 0's address as "
+          "the other nodes reach it, the same on every node)");
   }
 }
 
@@ -126,6 +128,12 @@ int spawn_local_workers(const LaunchOptions& o, std::vector<std::string> argv) {
   sigaction(SIGTERM, &sa, &old_term);
   g_forward_signal = 0;
 
+  std::fprintf(stderr, "%s: starting %d worker%s (rank%s %d%s of %d) on node %d of %d; rendezvous: %s\n",
+               o.name.c_str(), n, n > 1 ? "s" : "", n > 1 ? "s" : "", o.node_rank * n,
+               n > 1 ? ("-" + std::to_string(o.node_rank * n + n - 1)).c_str() : "", world, o.node_rank, o.nnodes,
+               o.rdzv_file.empty() ? ("TCP store at " + addr + ":" + std::to_string(port) +
+                                      (server ? ", served here" : "")).c_str()
+                                   : ("file " + o.rdzv_file).c_str());
   std::vector<pid_t> pids(size_t(n), -1);
   std::vector<bool> running(size_t(n), false);
   int first_failure = -1, code = 0;

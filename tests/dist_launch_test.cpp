@@ -229,7 +229,7 @@ TEST(DistLaunchGloo, ARankThatNeverArrivesIsATimeoutNamingTheStore) {
   // One "node" of two: node 1 never comes. Node 0's worker waits for it in Gloo's rendezvous.
   int port = free_port();
   LaunchResult r = test::run_command("EMBER_DIST_TIMEOUT=1 " + launcher() +
-                                     " --nproc-per-node 1 --nnodes 2 --node-rank 0 --master-port " +
+                                     " --nproc-per-node 1 --nnodes 2 --node-rank 0 --master-addr 127.0.0.1 --master-port " +
                                      std::to_string(port) + " -- " + fault() + " kill 100");
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("TCP store at 127.0.0.1:" + std::to_string(port)), std::string::npos) << r.output;
@@ -307,9 +307,9 @@ TEST(DistLaunchGloo, BadLaunchOptionsAreUsageErrors) {
   LaunchResult a = run("--nproc-per-node 1 --nnodes 2");
   EXPECT_EQ(a.status, 2) << a.output;
   EXPECT_NE(a.output.find("need --master-port P"), std::string::npos) << a.output;
-  LaunchResult b = run("--nproc-per-node 1 --nnodes 2 --node-rank 1 --master-port 29500");
+  LaunchResult b = run("--nproc-per-node 1 --nnodes 2 --node-rank 0 --master-port 29500");
   EXPECT_EQ(b.status, 2) << b.output;
-  EXPECT_NE(b.output.find("needs --master-addr HOST"), std::string::npos) << b.output;
+  EXPECT_NE(b.output.find("node 0 needs --master-addr HOST"), std::string::npos) << b.output;
   LaunchResult c = run("--nproc-per-node 1 --nnodes 2 --node-rank 2 --master-port 29500");
   EXPECT_EQ(c.status, 2) << c.output;
   EXPECT_NE(c.output.find("--node-rank 2 is not a node of --nnodes 2"), std::string::npos) << c.output;

@@ -9,8 +9,7 @@
 // that a peer never joins ends in gloo::IoException, reported by wait() as
 // dist::TimeoutError; a peer that dies closes its sockets, which fails the collective at
 // once. Either way the group is marked failed, later collectives are refused, and
-// destroy_process_group() ends the process without joining a worker that may still be
-// inside Gloo. wait() itself also gives up a little after the timeout, should Gloo not.
+// destroy_process_group() ends the process without unwinding the communicator. wait() itself also gives up a little after the timeout, should Gloo not.
 #include <gloo/allgather.h>
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
@@ -199,12 +198,10 @@ class GlooCommunicator : public Communicator {
       stop_ = true;
     }
     cv_.notify_all();
-    if (worker_.joinable()) {
-      // A failed group's worker may be inside Gloo until its timeout: leave it (the process
-      // is about to end, Note [Gloo worker]).
-      if (group_.failed()) worker_.detach();
-      else worker_.join();
-    }
+    // Bounded: a collective inside Gloo ends by its timeout at the latest, and after a
+    // failure the rest of the queue is dropped at once. (A failed group never gets here:
+    // destroy_process_group() ends the process first, Note [Gloo worker].)
+    if (worker_.joinable()) worker_.join();
   }
 
   int rank() const override { return rank_; }
