@@ -137,10 +137,16 @@ int spawn_local_workers(const LaunchOptions& o, std::vector<std::string> argv) {
   std::vector<pid_t> pids(size_t(n), -1);
   std::vector<bool> running(size_t(n), false);
   int first_failure = -1, code = 0;
+  // Each worker leads its own process group, so that a signal reaches what it started too
+  // (a shell's children, helper processes) and nothing outlives the job.
   auto end_all = [&](int sig) {
     for (int i = 0; i < n; ++i)
-      if (running[size_t(i)]) ::kill(pids[size_t(i)], sig);
+      if (running[size_t(i)]) ::kill(-pids[size_t(i)], sig);
   };
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
 
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
@@ -156,7 +162,7 @@ int spawn_local_workers(const LaunchOptions& o, std::vector<std::string> argv) {
     for (auto& s : kv) envp.push_back(s.data());
     envp.push_back(nullptr);
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, args[0], nullptr, nullptr, args.data(), envp.data());
+    int rc = ::posix_spawn(&pid, args[0], nullptr, &attr, args.data(), envp.data());
     if (rc != 0) {
       std::fprintf(stderr, "%s: cannot start worker rank %d (%s): %s\n", o.name.c_str(), rank, args[0],
                    std::strerror(rc));
@@ -169,6 +175,7 @@ int spawn_local_workers(const LaunchOptions& o, std::vector<std::string> argv) {
     running[size_t(local)] = true;
   }
 
+  posix_spawnattr_destroy(&attr);
   Clock::time_point kill_at = Clock::time_point::max();
   bool terminating = first_failure >= 0;
   if (terminating) kill_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.grace_seconds));

@@ -10,9 +10,11 @@
 // can take an ephemeral port, free by construction, and the store outlives any worker);
 // the workers learn it from EMBER_STORE_SERVED=1. With a rendezvous file the workers use the
 // file store instead. Then it waits: the first worker that exits non-zero or is killed by a
-// signal is reported by rank, the others get SIGTERM and, after a grace period, SIGKILL.
+// signal is reported by rank, the others get SIGTERM and, after a grace period, SIGKILL
+// (each worker leads its own process group, and the signals go to the group).
 // The exit status is 0 when every worker succeeded, else the first failure's (128 + signal
-// for a signal), as mpirun's. SIGINT and SIGTERM to the launcher go on to the workers.
+// for a signal), as mpirun's. SIGINT and SIGTERM to the launcher go on to the workers (a
+// terminal's Ctrl-C reaches only the launcher's group).
 #include <string>
 #include <vector>
 

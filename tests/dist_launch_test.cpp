@@ -5,6 +5,9 @@
 // operation and the rank; the mnist app trains, evaluates and resumes on 2 ranks and ends
 // with the same weights under every launcher. Skips (visibly) without MPI/mpirun or Gloo.
 
+#include <sched.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -324,6 +327,36 @@ TEST(DistLaunchGloo, BadLaunchOptionsAreUsageErrors) {
     EXPECT_NE(e.output.find("Address already in use"), std::string::npos) << e.output;
   }
   EXPECT_FALSE(fs::exists(out / "metrics.jsonl"));
+}
+
+TEST(DistLaunchGloo, WorkersGetTorchrunsVariablesAndAShareOfTheCores) {
+  if (!fs::exists(launcher())) GTEST_SKIP() << "dist_launch not built (no MPI, no Gloo)";
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  const int share = std::max(1, CPU_COUNT(&set) / 2);
+  const std::string show =
+      " -- /bin/sh -c 'echo \"r=$RANK l=$LOCAL_RANK w=$WORLD_SIZE lw=$LOCAL_WORLD_SIZE g=$GROUP_RANK "
+      "a=$MASTER_ADDR p=$MASTER_PORT s=$EMBER_STORE_SERVED f=$EMBER_RDZV_FILE omp=$OMP_NUM_THREADS\"'";
+  // Node 1 of 2 (nobody serves on node 1: the workers would find node 0's store there).
+  LaunchResult r = test::run_command("env -u OMP_NUM_THREADS " + launcher() +
+                                     " --nproc-per-node 2 --nnodes 2 --node-rank 1 --master-addr 10.1.2.3 "
+                                     "--master-port 2222" + show);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string omp = " omp=" + std::to_string(share);
+  EXPECT_NE(r.output.find("r=2 l=0 w=4 lw=2 g=1 a=10.1.2.3 p=2222 s=1 f=" + omp), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("r=3 l=1 w=4 lw=2 g=1 a=10.1.2.3 p=2222 s=1 f=" + omp), std::string::npos) << r.output;
+  // A rendezvous file instead; OMP_NUM_THREADS as the user set it.
+  LaunchResult f = test::run_command("OMP_NUM_THREADS=7 " + launcher() + " --nproc-per-node 1 --rdzv-file /x/y" + show);
+  ASSERT_EQ(f.status, 0) << f.output;
+  EXPECT_NE(f.output.find("r=0 l=0 w=1 lw=1 g=0 a= p= s= f=/x/y omp=7"), std::string::npos) << f.output;
+  // Exit status as mpirun's: the first failure's, 128 + signal for a signal.
+  LaunchResult e = test::run_command(launcher() + " --nproc-per-node 2 --grace 1 -- /bin/sh -c '[ $RANK = 1 ] && exit 3; sleep 100'");
+  EXPECT_EQ(e.status, 3) << e.output;
+  EXPECT_NE(e.output.find("worker rank 1 (pid"), std::string::npos) << e.output;
+  EXPECT_NE(e.output.find("exited with status 3; ending the other workers"), std::string::npos) << e.output;
+  // Rank 0's shell and its sleep (one process group) were ended, not waited for.
+  EXPECT_LT(e.seconds, 60) << e.output;
 }
 
 /// Two processes started by hand with the env:// variables (as torch.distributed.launch
