@@ -34,6 +34,7 @@ void at_exit_destroy() {
   if (g_group && !g_destroyed) destroy_process_group();
 }
 
+#if EMBER_WITH_GLOO
 /// An integer environment variable that must be there and parse whole.
 int env_required_int(const char* name, const char* why) {
   const char* v = env(name);
@@ -49,6 +50,7 @@ int env_required_int(const char* name, const char* why) {
 const char* kHowToLaunch =
     "launch with ember's own launcher (`APP --nproc-per-node N ...`; several nodes: add --nnodes M --node-rank R "
     "--master-addr HOST --master-port P) or with `mpirun -np N ...` (or srun)";
+#endif
 
 }  // namespace
 
@@ -56,6 +58,7 @@ bool launched_by_env() {
   return env_int("WORLD_SIZE", 1) > 1 || env("EMBER_STORE_SERVED") != nullptr;
 }
 
+#if EMBER_WITH_GLOO
 namespace {
 
 // The env:// launch (Note [Launch]): ranks from the environment, the store, Gloo.
@@ -105,6 +108,7 @@ void init_from_env(ProcessGroup& pg, int& rank, int& world, int& local_rank, int
 }
 
 }  // namespace
+#endif
 
 const char* reduce_op_name(ReduceOp op) { return op == ReduceOp::sum ? "sum" : "average"; }
 
