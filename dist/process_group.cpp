@@ -2,12 +2,12 @@
 // (Note [Launch] in dist/process_group.h).
 #include "dist/process_group.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <algorithm>
 
 #include "dist/detail.h"
 #include "tensor/cuda_context.h"
@@ -62,7 +62,7 @@ bool launched_by_env() {
 namespace {
 
 // The env:// launch (Note [Launch]): ranks from the environment, the store, Gloo.
-void init_from_env(ProcessGroup& pg, int& rank, int& world, int& local_rank, int& local_world,
+void init_from_env(int& rank, int& world, int& local_rank, int& local_world,
                    std::unique_ptr<TcpStoreServer>& server, std::unique_ptr<Store>& store, std::string& host,
                    double timeout) {
   if (env("TORCHELASTIC_RUN_ID"))
@@ -104,7 +104,6 @@ void init_from_env(ProcessGroup& pg, int& rank, int& world, int& local_rank, int
   if (rank == 0) store->set("ember/world_size", std::to_string(world));
   std::string w0 = store->get("ember/world_size");
   EMBER_CHECK(w0 == std::to_string(world), "dist: rank ", rank, " has WORLD_SIZE=", world, " but rank 0 has ", w0);
-  (void)pg;
 }
 
 }  // namespace
@@ -166,7 +165,7 @@ ProcessGroup& init_process_group(const ProcessGroupOptions& options) {
   if (!pg->uses_mpi_ && launched_by_env()) {
 #if EMBER_WITH_GLOO
     try {
-      init_from_env(*pg, pg->rank_, pg->world_, pg->local_rank_, pg->local_world_, pg->server_, pg->store_,
+      init_from_env(pg->rank_, pg->world_, pg->local_rank_, pg->local_world_, pg->server_, pg->store_,
                     pg->transport_host_, pg->timeout_);
       pg->launch_ = "env";
       // Connect the CPU transport now: a rank that never comes is an error at start-up.
