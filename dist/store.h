@@ -11,7 +11,8 @@
 // read back whole; waits poll the file. Values are bytes; `add` keeps its counter as
 // decimal text (get() of a counter reads "3"). Every call has a deadline: an unreachable
 // server, a key that never comes or a lost connection is a dist::Error (TimeoutError for
-// timeouts) naming the key and where the store is, never a hang.
+// timeouts) naming the key and where the store is, never a hang. The TCP store speaks IPv4
+// (MASTER_ADDR a name or an IPv4 address); its protocol is ember's own, not PyTorch's.
 #include <cstdint>
 #include <memory>
 #include <mutex>
