@@ -1,4 +1,4 @@
-# Finds ember's dependencies and sets EMBER_WITH_{CUDA,CUDNN,NCCL,MPI}.
+# Finds ember's dependencies and sets EMBER_WITH_{CUDA,CUDNN,NCCL,MPI,GLOO}.
 # AUTO: on when found. ON: a configure error naming the package to install when missing.
 include(CheckLanguage)
 
@@ -126,5 +126,17 @@ if(NOT EMBER_MPI STREQUAL "OFF")
     set(EMBER_WITH_MPI ON)
   elseif(EMBER_MPI STREQUAL "ON")
     ember_option_error(EMBER_MPI "MPI was not found: `apt-get install libopenmpi-dev openmpi-bin`")
+  endif()
+endif()
+
+# ---- Gloo (Debian libgloo-dev: headers, libgloo.so; its TCP transport needs nothing else)
+set(EMBER_WITH_GLOO OFF)
+if(NOT EMBER_GLOO STREQUAL "OFF")
+  find_library(EMBER_GLOO_LIBRARY NAMES gloo libgloo.so.0)
+  find_path(EMBER_GLOO_INCLUDE gloo/rendezvous/context.h)
+  if(EMBER_GLOO_LIBRARY AND EMBER_GLOO_INCLUDE)
+    set(EMBER_WITH_GLOO ON)
+  elseif(EMBER_GLOO STREQUAL "ON")
+    ember_option_error(EMBER_GLOO "Gloo was not found (library: '${EMBER_GLOO_LIBRARY}', header folder: '${EMBER_GLOO_INCLUDE}'): `apt-get install libgloo-dev` (scripts/setup.sh), or set EMBER_GLOO_LIBRARY and EMBER_GLOO_INCLUDE")
   endif()
 endif()

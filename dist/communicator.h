@@ -1,6 +1,7 @@
 #pragma once
 // Collective communication: one interface (Communicator) with a backend per kind of tensor:
-// NCCL for CUDA tensors, MPI for CPU tensors, and a local one for a world of one process.
+// NCCL for CUDA tensors, MPI or Gloo for CPU tensors (MPI under mpirun/srun, Gloo for the
+// env:// launch), and a local one for a world of one process.
 // Every operation is asynchronous and returns a Work handle; wait() completes it.
 //
 // Note [Collective timeout]: a collective that does not finish within the process group's
@@ -13,6 +14,11 @@
 // communicator and aborts the process (the one place where ember ends a process by itself:
 // the host may be blocked in a CUDA call that no exception can reach). A rank that dies is
 // noticed by mpirun, which ends the others; the timeout covers what mpirun cannot see.
+// Gloo (the env:// launch) times its collectives out itself; wait() throws TimeoutError
+// and marks the group failed, a dead peer's closed sockets fail the collective at once, and
+// destroy_process_group() on a failed group ends the process with status 1, upon which
+// ember's launcher ends the other workers (Note [Gloo worker] in dist/gloo/gloo_backend.cpp,
+// Note [Local launcher] in dist/launch.h).
 #include <memory>
 #include <string>
 
@@ -61,7 +67,7 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
-  /// "mpi", "nccl", "local", "staged-mpi".
+  /// "mpi", "gloo", "nccl", "local", "staged-mpi", "staged-gloo".
   virtual std::string backend() const = 0;
 
   /// In place: every rank's `t` becomes the sum (or mean) over ranks.

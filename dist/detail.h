@@ -9,6 +9,7 @@
 
 namespace ember::dist {
 class ProcessGroup;
+class Store;
 }
 
 namespace ember::dist::detail {
@@ -38,9 +39,16 @@ void mpi_broadcast_bytes(void* data, size_t bytes, int root, double timeout_seco
 std::unique_ptr<Communicator> make_mpi_communicator(ProcessGroup& group);
 #endif
 
+#if EMBER_WITH_GLOO
+/// CPU tensors over Gloo's TCP transport, listening on `host` (empty: this machine's
+/// hostname; GLOO_SOCKET_IFNAME names an interface instead); the peers' addresses go
+/// through `store`. A collective call: every rank makes it.
+std::unique_ptr<Communicator> make_gloo_communicator(ProcessGroup& group, Store& store, const std::string& host);
+#endif
+
 #if EMBER_WITH_NCCL
-/// CUDA tensors of `device` over NCCL; the unique id travels by MPI broadcast (or is made
-/// locally in a world of one).
+/// CUDA tensors of `device` over NCCL; the unique id travels through the group's store (the
+/// env:// launch), else by MPI broadcast (or is made locally in a world of one).
 std::unique_ptr<Communicator> make_nccl_communicator(ProcessGroup& group, int device);
 #endif
 

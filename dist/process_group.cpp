@@ -2,7 +2,9 @@
 // (Note [Launch] in dist/process_group.h).
 #include "dist/process_group.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +34,80 @@ void at_exit_destroy() {
   if (g_group && !g_destroyed) destroy_process_group();
 }
 
+#if EMBER_WITH_GLOO
+/// An integer environment variable that must be there and parse whole.
+int env_required_int(const char* name, const char* why) {
+  const char* v = env(name);
+  if (!v) EMBER_THROW("dist: ", why, " but ", name, " is not set");
+  char* end = nullptr;
+  errno = 0;
+  long n = std::strtol(v, &end, 10);
+  EMBER_CHECK(errno == 0 && end && *end == '\0' && n >= 0 && n <= 1 << 30, "dist: ", name, "=", v,
+              ": expected a non-negative integer");
+  return int(n);
+}
+
+const char* kHowToLaunch =
+    "launch with ember's own launcher (`APP --nproc-per-node N ...`; several nodes: add --nnodes M --node-rank R "
+    "--master-addr HOST --master-port P) or with `mpirun -np N ...` (or srun)";
+#endif
+
 }  // namespace
+
+bool launched_by_env() {
+  return env_int("WORLD_SIZE", 1) > 1 || env("EMBER_STORE_SERVED") != nullptr;
+}
+
+#if EMBER_WITH_GLOO
+namespace {
+
+// The env:// launch (Note [Launch]): ranks from the environment, the store, Gloo.
+void init_from_env(int& rank, int& world, int& local_rank, int& local_world,
+                   std::unique_ptr<TcpStoreServer>& server, std::unique_ptr<Store>& store, std::string& host,
+                   double timeout) {
+  if (env("TORCHELASTIC_RUN_ID"))
+    EMBER_THROW("dist: this process was started by torchrun (TORCHELASTIC_RUN_ID is set), whose agent serves "
+                "MASTER_PORT with PyTorch's own store protocol, which ember does not speak; ", kHowToLaunch);
+  const char* why = "WORLD_SIZE is set (a torchrun / torch.distributed.launch style launch)";
+  world = env_required_int("WORLD_SIZE", why);
+  rank = env_required_int("RANK", why);
+  EMBER_CHECK(world >= 1 && rank < world, "dist: RANK=", rank, " is not a rank of WORLD_SIZE=", world);
+  local_rank = env("LOCAL_RANK") ? env_required_int("LOCAL_RANK", why) : rank;
+  local_world = env("LOCAL_WORLD_SIZE") ? env_required_int("LOCAL_WORLD_SIZE", why) : world;
+  const char* file = env("EMBER_RDZV_FILE");
+  const char* addr = env("MASTER_ADDR");
+  const char* port = env("MASTER_PORT");
+  if (file) {
+    store = std::make_unique<FileStore>(file, rank == 0, timeout);
+  } else {
+    if (!addr || !port)
+      EMBER_THROW("dist: WORLD_SIZE=", world, " and RANK=", rank, " are set but ", !addr ? "MASTER_ADDR" : "MASTER_PORT",
+                  " is not: the processes need MASTER_ADDR and MASTER_PORT (where rank 0 serves the rendezvous "
+                  "store) or EMBER_RDZV_FILE (a file store on a shared file system); ", kHowToLaunch);
+    int p = env_required_int("MASTER_PORT", "MASTER_ADDR is set");
+    // Rank 0 serves the store, unless node 0's launcher does (it picked the port).
+    if (rank == 0 && !env("EMBER_STORE_SERVED")) server = std::make_unique<TcpStoreServer>(p);
+    store = std::make_unique<TcpStore>(addr, p, timeout);
+  }
+  // The transports listen on the interface that routes to the master (GLOO_SOCKET_IFNAME
+  // overrides it in the Gloo backend); with a file store and no MASTER_ADDR, Gloo's default.
+  if (addr) host = local_address_towards(addr);
+  // A peer that died leaves sockets whose writes raise SIGPIPE, which would end this process
+  // without a word; as an error from the transport, it names the operation and the rank.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  // Every rank checks in: two processes with one RANK (or a file store left by an earlier
+  // run) and disagreeing world sizes are errors here, not a hang in the transport.
+  int64_t seen = store->add("ember/rank/" + std::to_string(rank), 1);
+  EMBER_CHECK(seen == 1, "dist: two processes claim RANK=", rank, " in the ", store->where(),
+              file ? " (or the rendezvous file was left by an earlier run: delete it)" : "");
+  if (rank == 0) store->set("ember/world_size", std::to_string(world));
+  std::string w0 = store->get("ember/world_size");
+  EMBER_CHECK(w0 == std::to_string(world), "dist: rank ", rank, " has WORLD_SIZE=", world, " but rank 0 has ", w0);
+}
+
+}  // namespace
+#endif
 
 const char* reduce_op_name(ReduceOp op) { return op == ReduceOp::sum ? "sum" : "average"; }
 
@@ -70,6 +145,7 @@ ProcessGroup& init_process_group(const ProcessGroupOptions& options) {
     pg->local_rank_ = w.local_rank;
     pg->local_world_ = w.local_size;
     pg->uses_mpi_ = true;
+    pg->launch_ = "mpi";
     // srun without an MPI plugin starts N singletons: N independent trainings, not one job.
     int slurm_tasks = env("SLURM_STEP_ID") ? env_int("SLURM_NTASKS", 1) : 1;
     if (slurm_tasks > 1 && w.size == 1) {
@@ -86,17 +162,30 @@ ProcessGroup& init_process_group(const ProcessGroupOptions& options) {
     }
 #endif
   }
-  // torchrun / torch.distributed.launch start N plain processes with WORLD_SIZE, RANK and
-  // LOCAL_RANK (and MASTER_ADDR/PORT) set; ember cannot join such a world, and running on as a
-  // world of one would train N separate models on one GPU into one output folder.
-  if (!pg->uses_mpi_ && env_int("WORLD_SIZE", 1) > 1) {
+  if (!pg->uses_mpi_ && launched_by_env()) {
+#if EMBER_WITH_GLOO
+    try {
+      init_from_env(pg->rank_, pg->world_, pg->local_rank_, pg->local_world_, pg->server_, pg->store_,
+                    pg->transport_host_, pg->timeout_);
+      pg->launch_ = "env";
+      // Connect the CPU transport now: a rank that never comes is an error at start-up.
+      pg->cpu_ = detail::make_gloo_communicator(*pg, *pg->store_, pg->transport_host_);
+    } catch (...) {
+      delete pg;
+      throw;
+    }
+#else
+    // torchrun / torch.distributed.launch start N plain processes with WORLD_SIZE, RANK and
+    // LOCAL_RANK set; without Gloo ember cannot join such a world, and running on as a world
+    // of one would train N separate models on one GPU into one output folder.
     std::string rank = env("RANK") ? env("RANK") : "?";
     int n = env_int("WORLD_SIZE", 1);
     delete pg;
     EMBER_THROW("dist: WORLD_SIZE=", n, " and RANK=", rank,
-                " are set (a torchrun / torch.distributed.launch world), which ember cannot join; "
-                "launch the N processes with `mpirun -np ", n, " ...` (or srun) instead, or unset WORLD_SIZE to "
-                "run a single process");
+                " are set (a torchrun / torch.distributed.launch world), but this build of ember has no Gloo to "
+                "join it: install libgloo-dev and rebuild (EMBER_GLOO=ON), or launch the N processes with "
+                "`mpirun -np ", n, " ...` (or srun), or unset WORLD_SIZE to run a single process");
+#endif
   }
   g_group = pg;
   std::atexit(at_exit_destroy);
@@ -121,18 +210,38 @@ void destroy_process_group() {
   if (!g_group || g_destroyed) return;
   g_destroyed = true;
   ProcessGroup* pg = g_group;
-#if EMBER_WITH_MPI
-  if (pg->uses_mpi_ && pg->failed_) {
-    std::fprintf(stderr, "ember dist: rank %d: the process group failed; aborting the job\n", pg->rank_);
+  if (pg->failed_) {
+    std::fprintf(stderr, "ember dist: rank %d: the process group failed; %s\n", pg->rank_,
+                 pg->uses_mpi_ ? "aborting the job" : "ending this process (the launcher ends the others)");
+    std::fflush(stdout);
     std::fflush(stderr);
-    detail::mpi_abort(1);
-  }
+#if EMBER_WITH_MPI
+    if (pg->uses_mpi_) detail::mpi_abort(1);
 #endif
+    // A collective may still be in flight on a transport thread: end without unwinding.
+    std::_Exit(1);
+  }
   // The communicators go first (NCCL's need MPI alive for nothing, MPI's free their comm).
   // The group object itself stays allocated: references handed out stay valid (and say
   // world size etc.), only its communicators are gone.
   pg->cpu_.reset();
   pg->cuda_.clear();
+  if (pg->store_) {
+    // Leave through the store: the last one out removes the rendezvous file; the server
+    // (rank 0) stays up until everyone has left, so no rank loses it mid-request.
+    try {
+      const double t = std::min(pg->timeout_, 30.0);
+      if (pg->store_->add("ember/left", 1) == pg->world_) pg->store_->set("ember/all_left", "1");
+      if (pg->server_ || dynamic_cast<FileStore*>(pg->store_.get())) pg->store_->wait({"ember/all_left"}, t);
+      if (pg->rank_ == 0)
+        if (auto* f = dynamic_cast<FileStore*>(pg->store_.get())) f->remove();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ember dist: rank %d: leaving the %s: %s\n", pg->rank_, pg->store_->where().c_str(),
+                   e.what());
+    }
+    pg->store_.reset();
+    pg->server_.reset();
+  }
 #if EMBER_WITH_MPI
   if (pg->uses_mpi_) detail::mpi_finalize();
 #endif
@@ -160,7 +269,7 @@ Communicator& ProcessGroup::communicator(Device device) {
   EMBER_CHECK(!g_destroyed, "dist: the process group was destroyed");
   EMBER_CHECK(!failed_, "dist: rank ", rank_, ": the process group failed earlier (a collective timed out "
               "or the transport reported an error); no further collectives can run");
-  if (!cpu_) {
+  if (!cpu_) {  // (the env:// launch made its Gloo communicator at init)
 #if EMBER_WITH_MPI
     cpu_ = uses_mpi_ ? detail::make_mpi_communicator(*this) : detail::make_local_communicator(kCPU);
 #else

@@ -84,6 +84,7 @@ KIT_PKGS=(
   libyaml-cpp-dev libyaml-cpp0.7 libcli11-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9
   nlohmann-json3-dev libstb-dev zlib1g-dev zlib1g
   libprotobuf-dev libprotobuf32 libprotobuf-lite32 protobuf-compiler libprotoc32
+  libgloo-dev libgloo0 libhiredis0.14 libibverbs1 libnl-3-200 libnl-route-3-200
 )
 
 # ============================================================================ --prepare
@@ -468,13 +469,14 @@ else
 fi
 
 # ---- the summary: a header now, one section per stage as it ends, the table at exit
-STAGES=(setup configure build facts gpu_tests build_more benchmarks memcheck race_sync e2e multi_gpu full_suite)
+STAGES=(setup configure build facts gpu_tests build_more benchmarks memcheck race_sync e2e multi_gpu nccl_store full_suite)
 declare -A TITLE=(
   [setup]="dependencies and CUDA libraries" [configure]="configure" [build]="build: library, GPU tests"
   [facts]="device facts" [gpu_tests]="GPU tests" [build_more]="build: benchmarks, mnist app"
   [benchmarks]="kernel benchmarks" [memcheck]="compute-sanitizer memcheck"
   [race_sync]="compute-sanitizer racecheck + synccheck" [e2e]="end to end vs PyTorch"
-  [multi_gpu]="several GPUs (NCCL + MPI)" [full_suite]="whole ctest suite")
+  [multi_gpu]="several GPUs (NCCL + MPI)" [nccl_store]="NCCL bootstrapped through the store (ember's launcher, Gloo)"
+  [full_suite]="whole ctest suite")
 declare -A VERDICT SECS
 FAILED=()
 append() { printf '%s\n' "$@" >>"$SUMMARY"; }
@@ -624,9 +626,9 @@ if [ "$USE_KIT" = on ]; then
   fi
   KP=$KIT_DIR/prefix/usr
   CMAKE_DEPS=(-DCMAKE_PREFIX_PATH="$KP" -DCMAKE_CXX_FLAGS="-isystem $KP/include" -DEMBER_MPI=OFF)
-  # OpenBLAS, libgfortran, yaml-cpp, spdlog, fmt, benchmark at run time (and for the test
+  # OpenBLAS, libgfortran, yaml-cpp, spdlog, fmt, benchmark, Gloo (in lib/) at run time (and for the test
   # discovery that runs test programs during the build). Not the kit's zlib: the system's.
-  export LD_LIBRARY_PATH="$KP/lib/x86_64-linux-gnu:$KP/lib/x86_64-linux-gnu/openblas-pthread${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$KP/lib/x86_64-linux-gnu:$KP/lib/x86_64-linux-gnu/openblas-pthread:$KP/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   SETUP_NOTES+=("- dependencies: the kit ($KIT_SRC/deps.tar.gz, $(human_size "$KIT_SRC/deps.tar.gz"), $(wc -l <"$KIT_DIR/PACKAGES") Debian packages, $(head -1 "$KIT_DIR/MANIFEST" | sed 's/^ember GPU kit, //')) unpacked into $KIT_DIR; MPI off")
 else
   if ! has_system_deps && command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || sudo -n true 2>/dev/null; }; then
@@ -1241,6 +1243,23 @@ if [ "$NGPU" -ge 2 ] && grep -q 'MPI=ON' "$LOGS/configure.log"; then
   fi
 else
   VERDICT[multi_gpu]="not run: $NGPU GPU(s)$( [ "$USE_KIT" = on ] && echo ', MPI off in the kit build')"
+fi
+
+# ---- NCCL without MPI (issue 13): ember's launcher, one worker per GPU (one GPU: a world of
+# one), the NCCL unique id through the launcher's TCP store, Gloo on the CPU
+if [ "$NGPU" -ge 1 ] && grep -q 'Gloo=ON' "$LOGS/configure.log"; then
+  if fits nccl_store 60; then
+    stage_start nccl_store
+    cmake --build "$BUILD" -j "$JOBS" --target dist_mpi_test dist_launch >"$LOGS/build_nccl_store.log" 2>&1
+    if timeout -k 5 "$(budget 120 5)" env EMBER_DIST_TIMEOUT=60 "$BUILD/tests/dist_launch" --nproc-per-node "$NGPU" -- \
+        "$BUILD/tests/dist_mpi_test" --gtest_filter='DistMpi.Nccl*' >"$LOGS/nccl_store.log" 2>&1; then
+      stage_end nccl_store PASS "- dist_launch --nproc-per-node $NGPU -- dist_mpi_test --gtest_filter='DistMpi.Nccl*' ($(grep -c '^\[       OK' "$LOGS/nccl_store.log") passed, $(grep -c '^\[  SKIPPED \] DistMpi' "$LOGS/nccl_store.log") skipped)"
+    else
+      stage_end nccl_store "FAIL (exit $?)" '```' "$(tail -15 "$LOGS/nccl_store.log")" '```'
+    fi
+  fi
+else
+  VERDICT[nccl_store]="not run: $NGPU GPU(s)$(grep -q 'Gloo=ON' "$LOGS/configure.log" || echo ', no Gloo in the build (the kit needs --prepare again for libgloo-dev)')"
 fi
 
 # ---- the whole suite (--full-suite)

@@ -10,6 +10,7 @@ PKGS=(
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
   libprotobuf-dev protobuf-compiler
   openmpi-bin libopenmpi-dev
+  libgloo-dev
 )
 
 missing=()

@@ -41,6 +41,17 @@ TEST(DistProcessGroup, LaunchDetectionAndTimeoutFromTheEnvironment) {
   unsetenv("PMIX_RANK");
   EXPECT_FALSE(dist::launched_by_mpi());
 
+  // The env:// launch: a world of several, or ember's launcher (even for a world of one).
+  EXPECT_FALSE(dist::launched_by_env());
+  setenv("WORLD_SIZE", "1", 1);
+  EXPECT_FALSE(dist::launched_by_env()) << "torchrun's world of one is just one process";
+  setenv("WORLD_SIZE", "2", 1);
+  EXPECT_TRUE(dist::launched_by_env());
+  unsetenv("WORLD_SIZE");
+  setenv("EMBER_STORE_SERVED", "1", 1);
+  EXPECT_TRUE(dist::launched_by_env());
+  unsetenv("EMBER_STORE_SERVED");
+
   unsetenv("EMBER_DIST_TIMEOUT");
   EXPECT_EQ(dist::timeout_from_env(), 300.0);
   setenv("EMBER_DIST_TIMEOUT", "2.5", 1);

@@ -100,6 +100,22 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const 
   app.add_flag("--sync-bn", c.sync_bn, "data parallel: BatchNorm statistics over the whole batch of all processes");
   app.add_option("--workers", c.workers, "data loader prefetch threads")->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  // torchrun's names, with its underscores too, so that the reference commands carry over.
+  app.add_option("--nproc-per-node,--nproc_per_node", c.nproc_per_node,
+                 "data parallel without MPI: start N worker processes on this node (one per GPU, or N CPU "
+                 "workers sharing the cores) and wait for them")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--nnodes", c.nnodes, "with --nproc-per-node: the number of nodes")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--node-rank,--node_rank", c.node_rank, "with --nproc-per-node: this node's index (0 to nnodes-1)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--master-addr,--master_addr", c.master_addr,
+                 "with --nproc-per-node: node 0's address, where the rendezvous is served (default 127.0.0.1)");
+  app.add_option("--master-port,--master_port", c.master_port,
+                 "with --nproc-per-node: the rendezvous port (default: a free one; several nodes must name it)")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--rdzv-file", c.rdzv_file,
+                 "with --nproc-per-node: rendezvous through this file on a file system every node shares");
   app.add_option("--out", c.out, "output folder: train.log, metrics.jsonl, best.safetensors, last.ckpt")
       ->capture_default_str();
   app.add_option("--log-interval", c.log_interval, "iterations between log lines")->capture_default_str()
@@ -300,6 +316,12 @@ std::string config_to_yaml(const TrainConfig& c) {
   kv("limit-test", c.limit_test);
   kv("grad-compression", c.grad_compression);
   kv("bucket-mb", c.bucket_mb);
+  kv("nproc-per-node", c.nproc_per_node);
+  kv("nnodes", c.nnodes);
+  kv("node-rank", c.node_rank);
+  kv("master-addr", c.master_addr);
+  kv("master-port", c.master_port);
+  kv("rdzv-file", c.rdzv_file);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }

@@ -55,6 +55,13 @@ struct TrainConfig {
   int64_t limit_test = 0;
   std::string grad_compression = "none";  // none | fp16 (data-parallel)
   double bucket_mb = 25.0;                // data-parallel bucket cap
+  // ember's launcher (dist/launch.h): start N workers on this node and wait for them.
+  int64_t nproc_per_node = 0;  // 0: no launcher (one process, or mpirun/srun/env started it)
+  int64_t nnodes = 1;
+  int64_t node_rank = 0;
+  std::string master_addr;     // node 0's address (default 127.0.0.1)
+  int64_t master_port = 0;     // the rendezvous port (0: a free one; one node only)
+  std::string rdzv_file;       // a file store on a shared file system instead
 };
 
 /// What one app offers: its name, its defaults, the models that fit its data and its datasets.

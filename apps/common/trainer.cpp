@@ -1,6 +1,7 @@
 // The classifier apps on top of train::Trainer: flags -> model, loaders, SGD, schedule,
 // options; the trainer does the loop, logs, metrics, TensorBoard, pictures, checkpoints and
-// exact resume (Note [Exact resume] in train/trainer.h), data parallel under mpirun.
+// exact resume (Note [Exact resume] in train/trainer.h), data parallel under mpirun/srun or
+// ember's own launcher (--nproc-per-node).
 #include "apps/common/trainer.h"
 
 #include <algorithm>
@@ -217,6 +218,35 @@ int run_classifier_app(int argc, char** argv, const AppSpec& spec,
   } catch (const UsageError& e) {
     std::fprintf(stderr, "%s: error: %s\n(run `%s --help` for the options)\n", app_name.c_str(), e.what(),
                  app_name.c_str());
+    return 2;
+  }
+  // --nproc-per-node: this process is the launcher; the workers (the same command, with
+  // EMBER_LAUNCH_WORKER=1) do the work (Note [Local launcher] in dist/launch.h).
+  if (cfg.nproc_per_node > 0 && !dist::is_launched_worker()) {
+    try {
+      if (dist::launched_by_mpi() || dist::launched_by_env())
+        throw UsageError("--nproc-per-node starts its own workers: run it once per node, not under mpirun, srun or "
+                         "torchrun (or drop --nproc-per-node there)");
+      dist::LaunchOptions lo;
+      lo.nproc_per_node = int(cfg.nproc_per_node);
+      lo.nnodes = int(cfg.nnodes);
+      lo.node_rank = int(cfg.node_rank);
+      lo.master_addr = cfg.master_addr;
+      lo.master_port = int(cfg.master_port);
+      lo.rdzv_file = cfg.rdzv_file;
+      lo.name = app_name;
+      std::vector<std::string> args{dist::this_executable()};
+      for (int i = 1; i < argc; ++i) args.push_back(argv[i]);
+      return dist::spawn_local_workers(lo, args);
+    } catch (const std::exception& e) {  // bad launch options, a port in use: before any worker
+      std::fprintf(stderr, "%s: error: %s\n", app_name.c_str(), e.what());
+      return 2;
+    }
+  }
+  if (cfg.nproc_per_node == 0 && (cfg.nnodes != 1 || cfg.node_rank != 0 || !cfg.master_addr.empty() ||
+                                  cfg.master_port != 0 || !cfg.rdzv_file.empty())) {
+    std::fprintf(stderr, "%s: error: --nnodes, --node-rank, --master-addr, --master-port and --rdzv-file go with "
+                 "--nproc-per-node N (ember's launcher)\n", app_name.c_str());
     return 2;
   }
   // An error on one rank of a data-parallel job ends the whole job: the other ranks would

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <list>
 #include <mutex>
 #include <thread>
@@ -128,11 +129,25 @@ class NcclCommunicator : public Communicator {
     size_ = group.world_size();
     ncclUniqueId id;
     if (rank_ == 0) EMBER_NCCL_CHECK(ncclGetUniqueId(&id));
-    if (size_ > 1) {
+    if (Store* store = group.store()) {
+      // The env:// launch: rank 0 puts the id in the job's store (a world of one too, so
+      // that the GPU check exercises this path on one GPU).
+      const std::string key = "ember/nccl_id/" + std::to_string(group.next_bootstrap_id());
+      if (rank_ == 0) {
+        store->set(key, std::string(reinterpret_cast<const char*>(&id), sizeof id));
+      } else {
+        std::string v = store->get(key);
+        if (v.size() != sizeof id)
+          throw Error("dist: the NCCL unique id under '" + key + "' in the " + store->where() + " has " +
+                      std::to_string(v.size()) + " bytes, expected " + std::to_string(sizeof id));
+        std::memcpy(&id, v.data(), sizeof id);
+      }
+    } else if (size_ > 1) {
 #if EMBER_WITH_MPI
       mpi_broadcast_bytes(&id, sizeof id, 0, group.timeout_seconds());
 #else
-      throw Error("dist: NCCL with several processes needs MPI to share its unique id; rebuild with MPI");
+      throw Error("dist: NCCL with several processes needs MPI or the env:// launch (a store) to share its "
+                  "unique id");
 #endif
     }
     cuda::DeviceGuard g(device_);

@@ -1,9 +1,10 @@
 // A helper for dist_launch_test: ranks that run collectives until one of them fails on
-// purpose. Usage (under mpirun): dist_fault MODE [ITER]
+// purpose. Usage (under mpirun, dist_launch or the env:// variables): dist_fault MODE [ITER]
 //   kill   rank 1 kills itself (SIGKILL) at iteration ITER; the others must not hang
 //   stall  rank 1 stops taking part at iteration ITER (sleeps); the others time out
 //          after EMBER_DIST_TIMEOUT seconds with an error naming the operation and rank
 //   ddp    like stall, inside DistributedDataParallel's backward
+// (any other MODE with ITER >= 50: no fault, every rank finishes)
 // Exits 0 only if every rank finished 50 iterations (which a fault must prevent).
 #include <csignal>
 #include <cstdio>
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
     std::printf("rank %d: finished\n", pg.rank());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dist_fault: error: %s\n", e.what());
-    return 1;  // exit destroys the failed group: MPI_Abort ends the other ranks
+    return 1;  // exit destroys the failed group: MPI_Abort (or the launcher) ends the other ranks
   }
   return 0;
 }

@@ -1,11 +1,14 @@
-// The data-parallel proofs on several processes: run by CTest as
-// `tests/dist/run_mpi.sh 2 dist_mpi_test` (mpirun -np 2). Every rank runs every test in
+// The data-parallel proofs on several processes: run by CTest under both launchers, as
+// `tests/dist/run_mpi.sh 2 dist_mpi_test` (mpirun -np 2, MPI collectives: dist_mpi_np2) and
+// as `dist_launch --nproc-per-node 2 -- dist_mpi_test` (ember's launcher, the env:// way:
+// Gloo over the TCP store: dist_gloo_np2). Every rank runs every test in
 // the same order (the collectives must match); rank 0 prints the usual report, the other
 // ranks only their failures.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -36,10 +39,14 @@ dist::ProcessGroup& pg() { return dist::default_group(); }
                                        << (r ? "" : std::string(": ") + r.message());
 }
 
-TEST(DistMpi, TheGroupComesFromMpirun) {
-  ASSERT_TRUE(pg().uses_mpi()) << "run this program under mpirun (tests/dist/run_mpi.sh 2 ...)";
+TEST(DistMpi, TheGroupComesFromTheLauncher) {
+  ASSERT_NE(pg().launch(), "none") << "run this program under mpirun (tests/dist/run_mpi.sh 2 ...) or "
+                                      "dist_launch --nproc-per-node 2 -- ...";
   ASSERT_GE(pg().world_size(), 2);
-  EXPECT_EQ(pg().communicator(kCPU).backend(), "mpi");
+  // mpirun: MPI's collectives; ember's launcher: Gloo's, rendezvous through the TCP store.
+  EXPECT_EQ(pg().communicator(kCPU).backend(), pg().uses_mpi() ? "mpi" : "gloo");
+  EXPECT_EQ(pg().launch(), pg().uses_mpi() ? "mpi" : "env");
+  EXPECT_EQ(pg().store() != nullptr, !pg().uses_mpi());
   // All ranks run on this machine: local rank == rank.
   EXPECT_EQ(pg().local_rank(), pg().rank());
   EXPECT_EQ(pg().local_world_size(), pg().world_size());
@@ -75,6 +82,14 @@ TEST(DistMpi, CollectivesOnCpuTensors) {
   pg().reduce_scatter(in, rs, dist::ReduceOp::sum)->wait();
   double rank_sum = w * (w - 1) / 2.0;
   EXPECT_EQ(rs.to_vector<double>(), (std::vector<double>{w * 2.0 * r + rank_sum, w * (2.0 * r + 1) + rank_sum}));
+
+  // Larger than one transport segment (Gloo sends 1 MiB pieces; MPI its own): 12 MB.
+  Tensor big = full({3'000'000}, double(r + 1));
+  pg().allreduce(big)->wait();
+  std::vector<float> bv = big.to_vector<float>();
+  EXPECT_EQ(bv.front(), float(w * (w + 1) / 2));
+  EXPECT_EQ(bv.back(), float(w * (w + 1) / 2));
+  EXPECT_EQ(std::count(bv.begin(), bv.end(), float(w * (w + 1) / 2)), 3'000'000);
 
   // Several in flight, completed in any order.
   Tensor x = ones({1000}), y = ones({10});

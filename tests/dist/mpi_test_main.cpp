@@ -1,5 +1,7 @@
-// main() of the GoogleTest programs that run under mpirun (tests/dist/*_test.cpp): every
-// rank runs every test; rank 0 prints the usual report, the other ranks only their failures.
+// main() of the GoogleTest programs that run on several processes (tests/dist/*_test.cpp),
+// under mpirun or ember's launcher (init_process_group picks the launch from the
+// environment, Note [Launch]): every rank runs every test; rank 0 prints the usual report,
+// the other ranks only their failures.
 #include <gtest/gtest.h>
 
 #include <cstdio>

@@ -94,8 +94,9 @@ void expect_sync_bn_equals_full_batch(DType dt, bool uneven, double rtol, double
   EXPECT_EQ(m->bn1->num_batches_tracked.item<int64_t>(), steps);
 }
 
-TEST(DistSyncBn, TheGroupComesFromMpirun) {
-  ASSERT_TRUE(pg().uses_mpi()) << "run this program under mpirun (tests/dist/run_mpi.sh 2 ...)";
+TEST(DistSyncBn, TheGroupComesFromTheLauncher) {
+  ASSERT_NE(pg().launch(), "none") << "run this program under mpirun (tests/dist/run_mpi.sh 2 ...) or "
+                                      "dist_launch --nproc-per-node 2 -- ...";
   ASSERT_GE(pg().world_size(), 2);
   ASSERT_LE(pg().world_size(), 4);  // rank_rows' uneven split needs 32 / W > 4
 }
