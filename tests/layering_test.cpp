@@ -1,0 +1,71 @@
+// The layers include downwards only (issue 11): a file in one top-level folder may include
+// headers of its own folder and of the folders below it, never of one above. The order is
+// the data flow of the README's architecture section:
+//   kernels -> tensor -> autograd -> nn -> optim -> data -> io -> dist -> train -> apps
+// One exception is left, to be removed by the core/ step (issue 11): kernels/ still takes
+// its foundation headers (dtype, half, errors, allocators, the CUDA context and stream)
+// from tensor/, and tensor/ includes kernel headers. Those headers are listed here by
+// name; any other upward include fails this test, naming the file and the line.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kLayers = {"kernels", "tensor", "autograd", "nn",    "optim",
+                                          "data",    "io",     "dist",     "train", "apps"};
+// What kernels/ may still take from tensor/ until core/ exists (see above).
+const std::set<std::string> kFoundation = {"tensor/dtype.h",        "tensor/half.h",
+                                           "tensor/error.h",        "tensor/allocator.h",
+                                           "tensor/cuda_context.h", "tensor/cuda/stream.h"};
+
+int rank_of(const std::string& layer) {
+  auto it = std::find(kLayers.begin(), kLayers.end(), layer);
+  return it == kLayers.end() ? -1 : int(it - kLayers.begin());
+}
+
+}  // namespace
+
+TEST(Layering, NoFolderIncludesAHigherOne) {
+  const fs::path root = EMBER_SOURCE_DIR;
+  const std::regex inc(R"(^\s*#\s*include\s+"([a-z_]+)/([^"]+)\")");
+  std::vector<std::string> violations;
+  size_t files = 0, includes = 0;
+  for (const std::string& layer : kLayers) {
+    ASSERT_TRUE(fs::is_directory(root / layer)) << (root / layer);
+    for (const auto& e : fs::recursive_directory_iterator(root / layer)) {
+      const std::string ext = e.path().extension().string();
+      if (!e.is_regular_file() || (ext != ".h" && ext != ".cpp" && ext != ".cu" && ext != ".cuh")) continue;
+      ++files;
+      std::ifstream in(e.path());
+      std::string line;
+      for (int n = 1; std::getline(in, line); ++n) {
+        std::smatch m;
+        if (!std::regex_search(line, m, inc)) continue;
+        const int to = rank_of(m[1]);
+        if (to < 0) continue;  // generated/, a system folder, ...
+        ++includes;
+        const std::string target = std::string(m[1]) + "/" + std::string(m[2]);
+        const bool upward = to > rank_of(layer);
+        const bool allowed = layer == "kernels" && kFoundation.count(target);
+        // tensor/ -> kernels/ is downward in this order; kernels/ -> tensor/ is the exception.
+        if (upward && !allowed)
+          violations.push_back(fs::relative(e.path(), root).string() + ":" + std::to_string(n) + " includes " +
+                               target + " (" + layer + " is below " + std::string(m[1]) + ")");
+      }
+    }
+  }
+  EXPECT_GT(files, 100u);
+  EXPECT_GT(includes, 300u);
+  std::string all;
+  for (const std::string& v : violations) all += "\n  " + v;
+  EXPECT_TRUE(violations.empty()) << violations.size() << " upward include(s):" << all;
+}
