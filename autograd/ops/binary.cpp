@@ -48,8 +48,7 @@ void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& ou
 DType compute_dtype(BinaryOp op, const Tensor& a, const Tensor& b) {
   DType ct = promote_types(a.dtype(), b.dtype());
   if (op == BinaryOp::div && is_integral(ct)) ct = DType::f32;
-  if (ct == DType::b8 && !is_comparison(op)) ct = DType::u8;
-  if (ct == DType::b8) ct = DType::u8;  // comparisons of bools compare as 0/1
+  if (ct == DType::b8) ct = DType::u8;  // bools compute as 0/1 (comparisons too)
   return ct;
 }
 
