@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Sanitizer builds of the CPU suite (issue 15). CPU only (-DEMBER_CUDA=OFF: nvcc code is not
+# instrumented), gcc by default (SAN_CC/SAN_CXX=clang-14/clang++-14 work too), -O1 -g1.
+#
+#   scripts/sanitize.sh asan [CTEST ARGS]   AddressSanitizer + UndefinedBehaviorSanitizer over
+#                                           the whole CPU suite (build-asan; label cpu)
+#   scripts/sanitize.sh tsan [CTEST ARGS]   ThreadSanitizer over the loader's workers, the
+#                                           thread pool and the data-parallel tests (build-tsan)
+#
+# Both run with EMBER_CPU_ALLOC=direct: the CPU caching allocator is off, so every tensor is
+# its own allocation of exactly its size and ASan sees each buffer's real bounds. A
+# sanitizer report fails the test that triggered it (halt_on_error; UBSan aborts). Extra
+# arguments go to ctest (e.g. -R Loader). Environment: SAN_BUILD_DIR, JOBS, SAN_CTEST_J.
+# Suppressions (each with its reason) are in scripts/sanitize/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:-asan}
+shift || true
+case "$kind" in
+  asan) sanitize=address ;;
+  tsan) sanitize=thread ;;
+  *) echo "usage: scripts/sanitize.sh [asan|tsan] [ctest args...]"; exit 2 ;;
+esac
+BUILD=${SAN_BUILD_DIR:-build-$kind}
+JOBS=${JOBS:-$(nproc)}
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+launcher=()
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_COMPILER="${SAN_CC:-gcc}" -DCMAKE_CXX_COMPILER="${SAN_CXX:-g++}" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+  -DEMBER_CUDA=OFF -DEMBER_SANITIZE=$sanitize -DEMBER_BUILD_BENCH=OFF "${launcher[@]}" >/dev/null
+
+supp=$PWD/scripts/sanitize
+export EMBER_CPU_ALLOC=direct
+if [ "$kind" = asan ]; then
+  cmake --build "$BUILD" -j "$JOBS"
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0:strict_string_checks=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$supp/lsan.supp:print_suppressions=0}
+  tests=(-L cpu)
+else
+  # The programs TSan runs: the loader (prefetch workers), the thread settings, host sync,
+  # the in-process data-parallel pieces (bucket allreduce overlapping backward), the
+  # 2-process MPI tests (each rank's communication and its backward thread) and the
+  # launcher tests (a rank killed or stalled; they run the mnist app).
+  targets=(loader_test threads_test host_sync_test dist_test sync_batch_norm_test dist_launch_test mnist)
+  grep -q "EMBER_WITH_MPI:INTERNAL=ON\|EMBER_WITH_MPI:BOOL=ON" "$BUILD/CMakeCache.txt" 2>/dev/null &&
+    targets+=(dist_mpi_test dist_sync_bn_test dist_fault)
+  cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}"
+  # OpenMP: Debian's libgomp is not built with TSan, so its barriers look like races on
+  # every parallel loop (false positives). One OpenMP thread means no team is started; the
+  # threads that remain are ember's own (loader workers, DDP, MPI's progress thread), which
+  # is what this run checks. OpenBLAS likewise runs on the calling thread.
+  export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp}
+  tests=(-R "^((DataLoader|Sampler|Dataset|CpuThreads|DeferredChecks|HostSyncCount|Dist[A-Za-z]*|SyncBatchNorm)[.]|dist_mpi_np2$|dist_sync_bn_np2$)")
+fi
+cd "$BUILD"
+start=$SECONDS
+ctest --output-on-failure -j "${SAN_CTEST_J:-$JOBS}" "${tests[@]}" "$@"
+echo "sanitize.sh: $kind suite passed ($((SECONDS - start)) s)"
