@@ -17,6 +17,9 @@
 #include <fstream>
 #include <thread>
 
+#if EMBER_REPRO_HAS_APP_CONFIG
+#include "apps/common/config.h"
+#endif
 #include "data/image_folder.h"
 #include "data/mnist.h"
 #include "io/safetensors.h"
@@ -395,6 +398,61 @@ TEST(ReproScalar, ResultDtypeDependsOnTheScalarsKindNotItsValue) {
   Tensor big = from_vector(std::vector<int64_t>{16777217}, {1});
   EXPECT_EQ(eq(big, 16777216.0).to_vector<bool>(), std::vector<bool>{false});
 }
+
+#if EMBER_REPRO_HAS_APP_CONFIG
+// ---- the apps' config and command line (apps/common/config.cpp; fuzz/config_fuzz, cli_fuzz):
+// every bad input is an app::UsageError (exit 2), never another exception (std::terminate).
+
+app::AppSpec mnist_spec() {
+  app::AppSpec s;
+  s.name = "mnist";
+  s.models = {"lenet", "mlp"};
+  s.datasets = {"mnist"};
+  return s;
+}
+
+/// parse_config on `args` (after argv[0]); "" when it accepted them, else the UsageError's
+/// message; another exception escapes and fails the test.
+std::string usage_error(std::vector<std::string> args) {
+  args.insert(args.begin(), "mnist");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  app::TrainConfig cfg;
+  try {
+    app::parse_config(int(args.size()), argv.data(), mnist_spec(), cfg);
+  } catch (const app::UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ReproConfig, FolderOrFifoAsConfigIsAUsageError) {
+  // The fuzzer's input: its arguments, one per line ("--config" and "/" up to a NUL byte).
+  std::string in = read_bytes(repro("cli_config_is_a_directory"));
+  ASSERT_EQ(in.rfind("--config\n/", 0), 0u);
+  EXPECT_NE(usage_error({"--config", "/"}).find("not a regular file (a directory)"), std::string::npos);
+  fs::path dir = fs::temp_directory_path() / ("ember_repro_cfg_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  fs::path fifo = dir / "fifo.yaml";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_TRUE(finishes_with_error([&] { throw Error(usage_error({"--config", fifo.string()})); }, "not a regular file"));
+  EXPECT_NE(usage_error({"--config", (dir / "missing.yaml").string()}).find("cannot open"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(ReproConfig, NonScalarKeysAndMilestonesAreUsageErrors) {
+  EXPECT_NE(usage_error({"--config", repro("cfg_key_is_a_list.yaml")}).find("expected option names as keys"),
+            std::string::npos);
+  EXPECT_NE(usage_error({"--config", repro("cfg_milestone_is_a_mapping.yaml")}).find("milestones"),
+            std::string::npos);
+  // A good file still parses, its milestones list included.
+  fs::path good = fs::temp_directory_path() / ("ember_repro_good_" + std::to_string(getpid()) + ".yaml");
+  std::ofstream(good) << "epochs: 4\nscheduler: multistep\nmilestones: [1, 3]\n";
+  EXPECT_EQ(usage_error({"--config", good.string()}), "");
+  fs::remove(good);
+}
+#endif
 
 }  // namespace
 }  // namespace ember
