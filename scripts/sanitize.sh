@@ -6,7 +6,13 @@
 #                                           the whole CPU suite (build-asan; label cpu)
 #   scripts/sanitize.sh tsan [CTEST ARGS]   ThreadSanitizer over the loader's workers, the
 #                                           thread pool and the data-parallel tests (build-tsan)
+#   scripts/sanitize.sh asan-ci [CTEST ARGS] what CI runs (scripts/test.sh): asan without the
+#                                           end-to-end programs (the app, crash-safety and
+#                                           launcher tests re-run training loops the other
+#                                           tests cover piece by piece, and take half the
+#                                           build and run time) and without install_example
 #
+# The *_gpu_test programs are not built (they would only skip without CUDA).
 # Both run with EMBER_CPU_ALLOC=direct: the CPU caching allocator is off, so every tensor is
 # its own allocation of exactly its size and ASan sees each buffer's real bounds. A
 # sanitizer report fails the test that triggered it (halt_on_error; UBSan aborts). Extra
@@ -17,11 +23,11 @@ cd "$(dirname "$0")/.."
 kind=${1:-asan}
 shift || true
 case "$kind" in
-  asan) sanitize=address ;;
+  asan|asan-ci) sanitize=address ;;
   tsan) sanitize=thread ;;
   *) echo "usage: scripts/sanitize.sh [asan|tsan] [ctest args...]"; exit 2 ;;
 esac
-BUILD=${SAN_BUILD_DIR:-build-$kind}
+BUILD=${SAN_BUILD_DIR:-build-${kind%-ci}}
 JOBS=${JOBS:-$(nproc)}
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 launcher=()
@@ -33,20 +39,33 @@ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 
 supp=$PWD/scripts/sanitize
 export EMBER_CPU_ALLOC=direct
-if [ "$kind" = asan ]; then
-  cmake --build "$BUILD" -j "$JOBS"
+mpi=0
+grep -q "build tests/dist_mpi_test:" "$BUILD/build.ninja" && mpi=1  # EMBER_WITH_MPI (libopenmpi-dev found)
+if [ "$kind" != tsan ]; then
+  # Every CPU test program (tests/*_test.cpp but *_gpu_test), and what the tests run.
+  targets=()
+  for f in tests/*_test.cpp; do
+    t=$(basename "$f" .cpp)
+    case "$t" in *_gpu_test) continue ;; esac
+    [ "$kind" = asan-ci ] && case "$t" in mnist_app_test|cifar_app_test|crash_safety_test|dist_launch_test) continue ;; esac
+    targets+=("$t")
+  done
+  [ "$kind" = asan ] && targets+=(mnist cifar)
+  ((mpi)) && targets+=(dist_mpi_test dist_sync_bn_test)
+  [ "$kind" = asan ] && ((mpi)) && targets+=(dist_fault)
+  cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0:strict_string_checks=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$supp/lsan.supp:print_suppressions=0}
   tests=(-L cpu)
+  [ "$kind" = asan-ci ] && tests+=(-E "^(MnistApp|CifarApp|CrashSafety|DistLaunch)[.]|^install_example$")
 else
   # The programs TSan runs: the loader (prefetch workers), the thread settings, host sync,
   # the in-process data-parallel pieces (bucket allreduce overlapping backward), the
   # 2-process MPI tests (each rank's communication and its backward thread) and the
   # launcher tests (a rank killed or stalled; they run the mnist app).
   targets=(loader_test threads_test host_sync_test dist_test sync_batch_norm_test dist_launch_test mnist)
-  grep -q "EMBER_WITH_MPI:INTERNAL=ON\|EMBER_WITH_MPI:BOOL=ON" "$BUILD/CMakeCache.txt" 2>/dev/null &&
-    targets+=(dist_mpi_test dist_sync_bn_test dist_fault)
+  ((mpi)) && targets+=(dist_mpi_test dist_sync_bn_test dist_fault)
   cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}"
   # OpenMP: Debian's libgomp is not built with TSan, so its barriers look like races on
   # every parallel loop (false positives). One OpenMP thread means no team is started; the

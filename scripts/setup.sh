@@ -10,6 +10,9 @@ PKGS=(
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libspdlog-dev
   libprotobuf-dev protobuf-compiler
   openmpi-bin libopenmpi-dev
+  # libFuzzer (scripts/fuzz.sh, run by scripts/test.sh): clang and its runtime libraries
+  # (libclang_rt.fuzzer and the sanitizers; about 65 MB). gcc's own -fsanitize needs nothing.
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()
