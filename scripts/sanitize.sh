@@ -73,7 +73,11 @@ else
   # is what this run checks. OpenBLAS likewise runs on the calling thread.
   export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
   export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/tsan.supp}
-  tests=(-R "^((DataLoader|Sampler|Dataset|CpuThreads|DeferredChecks|HostSyncCount|Dist[A-Za-z]*|SyncBatchNorm)[.]|dist_mpi_np2$|dist_sync_bn_np2$)")
+  # CpuThreads.SplitGemmMatchesOneThread is left out: it sets two OpenMP threads itself
+  # (omp_set_num_threads), and TSan then reports libgomp's team handing the main thread's
+  # stack variables to its worker (the barrier is invisible to TSan): a false positive.
+  tests=(-R "^((DataLoader|Sampler|Dataset|CpuThreads|DeferredChecks|HostSyncCount|Dist[A-Za-z]*|SyncBatchNorm)[.]|dist_mpi_np2$|dist_sync_bn_np2$)"
+         -E "^CpuThreads[.]SplitGemmMatchesOneThread$")
 fi
 cd "$BUILD"
 start=$SECONDS
