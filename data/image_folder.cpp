@@ -249,6 +249,13 @@ Info probe(const std::string& path) {
   if (r.width <= 0 || r.height <= 0)
     bad_image(path, "image of size " + std::to_string(r.width) + "x" + std::to_string(r.height) +
                         " (width and height must be positive)");
+  // A decompression bomb: a 373-byte progressive JPEG declaring 65496x8416 kept stb busy
+  // for seconds per file and allocated gigabytes (fuzz/image_fuzz). The limit is PIL's
+  // (torchvision's loader): more than 2 * 89478485 pixels is a DecompressionBombError.
+  constexpr int64_t kMaxPixels = 2 * int64_t(89478485);
+  if (int64_t(r.width) * r.height > kMaxPixels)
+    bad_image(path, "image of size " + std::to_string(r.width) + "x" + std::to_string(r.height) + " has more than " +
+                        std::to_string(kMaxPixels) + " pixels (a decompression bomb?)");
   return r;
 }
 

@@ -228,6 +228,8 @@ TEST(ReproImages, BadImagesAreRejectedBeforeStbDecodesThem) {
       {"img_pgm_zero_height.pgm", "x.pgm", "must be positive"},
       // 0xFF fill bytes before SOI: stb still reads a JPEG, the guard did not (fuzz/image_fuzz)
       {"img_jpeg_fill_before_soi.jpg", "x.jpg", "Huffman table (DHT) defines"},
+      // 373 bytes declaring 65496x8416 pixels: refused from the header (fuzz/image_fuzz timeout)
+      {"img_jpeg_bomb_65496x8416.jpg", "x.jpg", "has more than 178956970 pixels"},
   };
   for (const ImageCase& c : cases) {
     for (int channels : {1, 3}) {
@@ -257,12 +259,13 @@ TEST(ReproImages, EightBitPnmStillDecodes) {
 }
 
 TEST(ReproImages, OneLargeHeaderAmongBadFilesAllocatesNothing) {
-  // A PNG whose header says 16000x16000 (768 MB as RGB) among 7 empty .png files: every
-  // header is read before the dataset is allocated, so the empty files are the error and
-  // nothing near 8 x 768 MB is asked for.
+  // A PNG whose header says 12000x12000 (432 MB as RGB; under the decompression-bomb limit of
+  // 2 x 89478485 pixels, which 16000x16000 is not) among 7 empty .png files: every header is
+  // read before the dataset is allocated, so the empty files are the error and nothing near
+  // 8 x 432 MB is asked for.
   fs::path root = test::scratch_dir("repro_bigpng");
   std::string png = "\x89PNG\r\n\x1a\n";
-  std::string ihdr = "IHDR" + be32(16000) + be32(16000) + std::string("\x08\x02\x00\x00\x00", 5);
+  std::string ihdr = "IHDR" + be32(12000) + be32(12000) + std::string("\x08\x02\x00\x00\x00", 5);
   png += be32(13) + ihdr + be32(uint32_t(crc32(0, reinterpret_cast<const Bytef*>(ihdr.data()), uInt(ihdr.size()))));
   write_bytes(root / "a" / "0.png", png);
   for (int i = 1; i < 8; ++i) write_bytes(root / "a" / (std::to_string(i) + ".png"), "");
