@@ -109,14 +109,14 @@ void check_pnm(const std::vector<unsigned char>& b, const std::string& path) {
 
 // Walks a JPEG's markers and checks every DHT segment, and that every scan uses only tables
 // defined before it (Note [Guarding stb_image]).
-void check_jpeg(const std::vector<unsigned char>& b, const std::string& path) {
+void check_jpeg(const std::vector<unsigned char>& b, const std::string& path, size_t after_soi) {
   const size_t n = b.size();
   auto byte = [&](size_t k) -> unsigned { return k < n ? b[k] : 0u; };  // stb reads 0 past EOF
   bool dc[4] = {}, ac[4] = {}, dq[4] = {};
   int comp_tq[256];
   std::fill(std::begin(comp_tq), std::end(comp_tq), -1);
   bool progressive = false;
-  size_t i = 2;  // after SOI
+  size_t i = after_soi;
   while (i < n) {
     // The next marker: skip anything up to 0xFF, then 0xFF fill bytes.
     while (i < n && b[i] != 0xFF) ++i;
@@ -214,7 +214,14 @@ void check_jpeg(const std::vector<unsigned char>& b, const std::string& path) {
 // Rejects what stb_image 2.27 would mis-handle, before it sees the bytes.
 void guard_stb(const std::vector<unsigned char>& b, const std::string& path) {
   if (b.size() >= 2 && b[0] == 'P' && (b[1] == '5' || b[1] == '6')) check_pnm(b, path);
-  if (b.size() >= 2 && b[0] == 0xFF && b[1] == 0xD8) check_jpeg(b, path);
+  // stb finds a JPEG's SOI after any number of 0xFF fill bytes (FF FF .. FF D8), so the
+  // walker must too: keyed on FF D8 alone, a file with fill bytes first reached stb
+  // unchecked and overflowed its Huffman tables (fuzz/image_fuzz; img_jpeg_fill_before_soi.jpg).
+  if (b.size() >= 2 && b[0] == 0xFF) {
+    size_t k = 1;
+    while (k < b.size() && b[k] == 0xFF) ++k;
+    if (k < b.size() && b[k] == 0xD8) check_jpeg(b, path, k + 1);
+  }
 }
 
 std::vector<unsigned char> read_file(const std::string& path) {
@@ -242,6 +249,13 @@ Info probe(const std::string& path) {
   if (r.width <= 0 || r.height <= 0)
     bad_image(path, "image of size " + std::to_string(r.width) + "x" + std::to_string(r.height) +
                         " (width and height must be positive)");
+  // A decompression bomb: a 373-byte progressive JPEG declaring 65496x8416 kept stb busy
+  // for seconds per file and allocated gigabytes (fuzz/image_fuzz). The limit is PIL's
+  // (torchvision's loader): more than 2 * 89478485 pixels is a DecompressionBombError.
+  constexpr int64_t kMaxPixels = 2 * int64_t(89478485);
+  if (int64_t(r.width) * r.height > kMaxPixels)
+    bad_image(path, "image of size " + std::to_string(r.width) + "x" + std::to_string(r.height) + " has more than " +
+                        std::to_string(kMaxPixels) + " pixels (a decompression bomb?)");
   return r;
 }
 

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Builds ember's libFuzzer targets (fuzz/: safetensors, idx raw+gzip, CIFAR binary, image
-# decode) with clang, ASan and UBSan, and runs each for SECONDS (default 30).
-# Usage: scripts/fuzz.sh [SECONDS]        (FUZZ_BUILD_DIR, default build-fuzz; JOBS)
+# Builds ember's libFuzzer targets (fuzz/: safetensors, training checkpoint, idx raw+gzip,
+# CIFAR binary, image decode, YAML config, command line) with clang, ASan and UBSan, and runs
+# each for SECONDS (default 30). CI (scripts/test.sh) runs it with a few seconds per target.
+# Usage: scripts/fuzz.sh [SECONDS]     (FUZZ_BUILD_DIR, default build-fuzz; JOBS;
+#                                       FUZZ_TARGETS="checkpoint_fuzz cli_fuzz" picks some)
 # Seed corpora: tests/data/repro (the inputs of issue 15's defects), tests/data, a few real
-# files from ../shared/data, and what a test run left under the temp folder (ember_* dirs).
+# files from ../shared/data, what a test run left under the temp folder (ember_* dirs), and
+# files the real writers produce (checkpoint, config and cli targets, EMBER_FUZZ_WRITE_SEEDS).
+# The corpora grow under $FUZZ_BUILD_DIR/corpus/ from run to run.
 # Findings (crash-*, leak-*, oom-*, timeout-*) land in $FUZZ_BUILD_DIR/findings/<target>/;
 # each should become a regression test in tests/repro_test.cpp. Exit 1 if any target failed.
 set -euo pipefail
@@ -19,7 +23,7 @@ launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" \
   -DEMBER_CUDA=OFF -DEMBER_MPI=OFF -DEMBER_FUZZ=ON -DEMBER_BUILD_TESTS=OFF -DEMBER_BUILD_BENCH=OFF \
-  -DEMBER_BUILD_APPS=OFF "${launcher[@]}" >/dev/null
+  -DEMBER_BUILD_APPS=ON "${launcher[@]}" >/dev/null
 cmake --build "$BUILD" -j "$JOBS" --target fuzz_targets
 
 data=${EMBER_DATA_DIR:-../shared/data}
@@ -31,6 +35,15 @@ seed() {  # seed <target> <files...>: copies the existing ones into the target's
 }
 shopt -s nullglob
 seed safetensors_fuzz tests/data/repro/st_* "$tmp"/ember_*/*.safetensors "$tmp"/ember_*/*.ckpt
+seed checkpoint_fuzz tests/data/repro/ckpt_* "$tmp"/ember_*/*.ckpt
+seed config_fuzz tests/data/repro/cfg_* "$tmp"/ember_*/args.yaml "$tmp"/ember_*/*/args.yaml
+mkdir -p "$BUILD/corpus/cli_fuzz"
+# Real files from the real writers: a checkpoint of the fuzzed trainer, args.yaml, command lines.
+for t in checkpoint_fuzz config_fuzz cli_fuzz; do
+  mkdir -p "$BUILD/corpus/$t"
+  EMBER_FUZZ_WRITE_SEEDS="$BUILD/corpus/$t" "$BUILD/fuzz/$t" >/dev/null 2>&1 ||
+    { echo "fuzz.sh: $t could not write its seeds"; exit 1; }
+done
 seed idx_fuzz tests/data/repro/idx_* "$data"/mnist/t10k-labels-idx1-ubyte* "$data"/fashion*/t10k-labels-idx1-ubyte*
 # A small idx3 file: the header and two images of the real test set, raw and gzip; two
 # CIFAR records (from the real binary when present, else synthetic).
@@ -61,15 +74,18 @@ for f in tests/data/repro/img_* tests/data/*.jpg tests/data/*.png; do
 done
 
 failed=()
-for t in safetensors_fuzz idx_fuzz cifar_fuzz image_fuzz; do
+for t in ${FUZZ_TARGETS:-safetensors_fuzz checkpoint_fuzz idx_fuzz cifar_fuzz image_fuzz config_fuzz cli_fuzz}; do
+  # The parsers print --help to stdout: closed (-close_fd_mask=1), stderr keeps the reports.
+  extra=()
+  case "$t" in config_fuzz|cli_fuzz) extra=(-close_fd_mask=1) ;; esac
   mkdir -p "$BUILD/corpus/$t" "$BUILD/findings/$t"
   echo "fuzz.sh: $t for ${SECONDS_EACH}s ($(ls "$BUILD/corpus/$t" | wc -l) corpus files)"
   # -rss_limit_mb/-malloc_limit_mb: a size field that makes a reader allocate past 2 GiB
   # before checking it against the file is a finding (issue 15: bound sizes by the file).
   if ! (cd "$BUILD/findings/$t" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        "../../fuzz/$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=2048 \
-        -max_len=65536 -print_final_stats=1 "../../corpus/$t" 2>&1 | tail -n 25); then
+        "../../fuzz/$t" -max_total_time="$SECONDS_EACH" ${FUZZ_SEED:+-seed=$FUZZ_SEED} -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=2048 \
+        -max_len=65536 -print_final_stats=1 "${extra[@]}" "../../corpus/$t" 2>&1 | tail -n 25); then
     failed+=("$t")
   fi
 done

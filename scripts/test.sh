@@ -3,6 +3,7 @@
 # CUDA is compiled and linked when nvcc is present; GPU tests skip visibly without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 scripts/setup.sh
 BUILD=${BUILD_DIR:-build}
 # ccache keys on paths relative to the checkout, so clones in other folders share hits.
@@ -39,4 +40,24 @@ if [ "${SKIP_CORETYPES:-0}" != 1 ]; then
     ((named)) || echo "test.sh: warning: OpenBLAS never named its kernel; OPENBLAS_CORETYPE=$core may have had no effect"
     echo "test.sh: numerics tests pass with OPENBLAS_CORETYPE=$core, OMP_NUM_THREADS=2 ($((SECONDS - start)) s)"
   done
+fi
+
+# Reliability (issue 15), after the suite, each in its own build folder:
+# - fuzzing: scripts/fuzz.sh builds the libFuzzer targets (clang-14, ASan+UBSan; build-fuzz)
+#   and runs each of the 7 for FUZZ_SECONDS (default 10) from its seed corpus; a finding
+#   (its input is kept under build-fuzz/findings/) fails the run. SKIP_FUZZ=1 skips it.
+# - ASan+UBSan: scripts/sanitize.sh asan-ci (gcc; build-asan): the CPU suite but the
+#   end-to-end app, crash-safety and launcher programs and install_example, with the caching
+#   allocator off. SKIP_ASAN=1 skips it; `scripts/sanitize.sh asan` is the whole suite.
+cd "$ROOT"
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  start=$SECONDS
+  # A fixed seed: the same mutations on every run (a faster machine only gets further).
+  FUZZ_SEED=${FUZZ_SEED:-1} JOBS=$JOBS scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+  echo "test.sh: fuzz targets built and run ($((SECONDS - start)) s)"
+fi
+if [ "${SKIP_ASAN:-0}" != 1 ]; then
+  start=$SECONDS
+  JOBS=$JOBS scripts/sanitize.sh asan-ci
+  echo "test.sh: ASan+UBSan suite built and run ($((SECONDS - start)) s)"
 fi

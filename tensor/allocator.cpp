@@ -36,12 +36,22 @@ bool cpu_caching_from_env() {
               "`direct` (plain aligned_alloc/free per tensor, for sanitizers)");
 }
 
+// Caching: segments are multiples of 64 bytes (aligned_alloc wants that). Direct: exactly
+// the bytes asked for (posix_memalign takes any size), so a sanitizer flags even a read one
+// byte past a tensor's end, which 64-byte rounding would hide.
+void* raw_rounded(size_t n) { return std::aligned_alloc(64, (n + 63) / 64 * 64); }
+void* raw_exact(size_t n) {
+  void* p = nullptr;
+  return posix_memalign(&p, 64, n) == 0 ? p : nullptr;
+}
+
 class CpuAllocator final : public Allocator {
+  const bool caching_ = cpu_caching_from_env();  // before pool_
+
  public:
   CpuAllocator()
-      : pool_([](size_t n) -> void* { return std::aligned_alloc(64, (n + 63) / 64 * 64); },
-              [](void* p) { std::free(p); },
-              CachingPool::Options{.caching = cpu_caching_from_env(), .device = "cpu", .describe_device = {}}) {}
+      : pool_(caching_ ? raw_rounded : raw_exact, [](void* p) { std::free(p); },
+              CachingPool::Options{.caching = caching_, .device = "cpu", .describe_device = {}}) {}
   void* allocate(size_t nbytes) override { return pool_.allocate(nbytes); }
   void deallocate(void* p) override { pool_.deallocate(p); }
 

@@ -167,6 +167,7 @@ TEST(MnistApp, BadInputsGiveStatusAndMessage) {
       {"--config " + (out / "bad.yaml").string(), 2, "no_such_option"},
       {"--config " + (out / "bad.yaml").string(), 2, "bad.yaml"},
       {"--config " + (out / "missing.yaml").string(), 2, "cannot open"},
+      {"--config " + out.string(), 2, "not a regular file"},  // was std::terminate (fuzz/cli_fuzz)
       {"--data " + (out / "nowhere").string(), 1, "no such directory"},
       {"--data " + (out / "corrupt").string(), 1, "train-images"},
       {"--data " + mnist_dir() + " --resume " + (out / "junk.ckpt").string(), 1, "junk.ckpt"},

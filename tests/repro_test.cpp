@@ -17,6 +17,9 @@
 #include <fstream>
 #include <thread>
 
+#if EMBER_REPRO_HAS_APP_CONFIG
+#include "apps/common/config.h"
+#endif
 #include "data/image_folder.h"
 #include "data/mnist.h"
 #include "io/safetensors.h"
@@ -223,6 +226,10 @@ TEST(ReproImages, BadImagesAreRejectedBeforeStbDecodesThem) {
       {"img_jpeg_dht_overflow.jpg", "x.jpg", "Huffman table (DHT) defines"},
       {"img_jpeg_segv.jpg", "x.jpg", "Huffman table (AC 0) that no DHT segment defined"},
       {"img_pgm_zero_height.pgm", "x.pgm", "must be positive"},
+      // 0xFF fill bytes before SOI: stb still reads a JPEG, the guard did not (fuzz/image_fuzz)
+      {"img_jpeg_fill_before_soi.jpg", "x.jpg", "Huffman table (DHT) defines"},
+      // 373 bytes declaring 65496x8416 pixels: refused from the header (fuzz/image_fuzz timeout)
+      {"img_jpeg_bomb_65496x8416.jpg", "x.jpg", "has more than 178956970 pixels"},
   };
   for (const ImageCase& c : cases) {
     for (int channels : {1, 3}) {
@@ -252,12 +259,13 @@ TEST(ReproImages, EightBitPnmStillDecodes) {
 }
 
 TEST(ReproImages, OneLargeHeaderAmongBadFilesAllocatesNothing) {
-  // A PNG whose header says 16000x16000 (768 MB as RGB) among 7 empty .png files: every
-  // header is read before the dataset is allocated, so the empty files are the error and
-  // nothing near 8 x 768 MB is asked for.
+  // A PNG whose header says 12000x12000 (432 MB as RGB; under the decompression-bomb limit of
+  // 2 x 89478485 pixels, which 16000x16000 is not) among 7 empty .png files: every header is
+  // read before the dataset is allocated, so the empty files are the error and nothing near
+  // 8 x 432 MB is asked for.
   fs::path root = test::scratch_dir("repro_bigpng");
   std::string png = "\x89PNG\r\n\x1a\n";
-  std::string ihdr = "IHDR" + be32(16000) + be32(16000) + std::string("\x08\x02\x00\x00\x00", 5);
+  std::string ihdr = "IHDR" + be32(12000) + be32(12000) + std::string("\x08\x02\x00\x00\x00", 5);
   png += be32(13) + ihdr + be32(uint32_t(crc32(0, reinterpret_cast<const Bytef*>(ihdr.data()), uInt(ihdr.size()))));
   write_bytes(root / "a" / "0.png", png);
   for (int i = 1; i < 8; ++i) write_bytes(root / "a" / (std::to_string(i) + ".png"), "");
@@ -395,6 +403,61 @@ TEST(ReproScalar, ResultDtypeDependsOnTheScalarsKindNotItsValue) {
   Tensor big = from_vector(std::vector<int64_t>{16777217}, {1});
   EXPECT_EQ(eq(big, 16777216.0).to_vector<bool>(), std::vector<bool>{false});
 }
+
+#if EMBER_REPRO_HAS_APP_CONFIG
+// ---- the apps' config and command line (apps/common/config.cpp; fuzz/config_fuzz, cli_fuzz):
+// every bad input is an app::UsageError (exit 2), never another exception (std::terminate).
+
+app::AppSpec mnist_spec() {
+  app::AppSpec s;
+  s.name = "mnist";
+  s.models = {"lenet", "mlp"};
+  s.datasets = {"mnist"};
+  return s;
+}
+
+/// parse_config on `args` (after argv[0]); "" when it accepted them, else the UsageError's
+/// message; another exception escapes and fails the test.
+std::string usage_error(std::vector<std::string> args) {
+  args.insert(args.begin(), "mnist");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  app::TrainConfig cfg;
+  try {
+    app::parse_config(int(args.size()), argv.data(), mnist_spec(), cfg);
+  } catch (const app::UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ReproConfig, FolderOrFifoAsConfigIsAUsageError) {
+  // The fuzzer's input: its arguments, one per line ("--config" and "/" up to a NUL byte).
+  std::string in = read_bytes(repro("cli_config_is_a_directory"));
+  ASSERT_EQ(in.rfind("--config\n/", 0), 0u);
+  EXPECT_NE(usage_error({"--config", "/"}).find("not a regular file (a directory)"), std::string::npos);
+  fs::path dir = fs::temp_directory_path() / ("ember_repro_cfg_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  fs::path fifo = dir / "fifo.yaml";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_TRUE(finishes_with_error([&] { throw Error(usage_error({"--config", fifo.string()})); }, "not a regular file"));
+  EXPECT_NE(usage_error({"--config", (dir / "missing.yaml").string()}).find("cannot open"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(ReproConfig, NonScalarKeysAndMilestonesAreUsageErrors) {
+  EXPECT_NE(usage_error({"--config", repro("cfg_key_is_a_list.yaml")}).find("expected option names as keys"),
+            std::string::npos);
+  EXPECT_NE(usage_error({"--config", repro("cfg_milestone_is_a_mapping.yaml")}).find("milestones"),
+            std::string::npos);
+  // A good file still parses, its milestones list included.
+  fs::path good = fs::temp_directory_path() / ("ember_repro_good_" + std::to_string(getpid()) + ".yaml");
+  std::ofstream(good) << "epochs: 4\nscheduler: multistep\nmilestones: [1, 3]\n";
+  EXPECT_EQ(usage_error({"--config", good.string()}), "");
+  fs::remove(good);
+}
+#endif
 
 }  // namespace
 }  // namespace ember

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <vector>
@@ -161,6 +162,15 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const 
 
 /// Applies a YAML mapping onto the options (as if given as flags before the real ones).
 std::vector<std::string> yaml_to_args(const std::string& path, const CLI::App& app) {
+  // A folder makes yaml-cpp's read throw std::ios_base::failure past its own exceptions
+  // (found by fuzz/cli_fuzz: `--config /` ended the app in std::terminate), and a FIFO would
+  // block the open: only a regular file (or a link to one) is read.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(st)) throw UsageError("--config " + path + ": cannot open the file");
+  if (!std::filesystem::is_regular_file(st))
+    throw UsageError("--config " + path + ": not a regular file (" +
+                     (std::filesystem::is_directory(st) ? "a directory" : "a device, FIFO or socket") + ")");
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -168,17 +178,26 @@ std::vector<std::string> yaml_to_args(const std::string& path, const CLI::App& a
     throw UsageError("--config " + path + ": cannot open the file");
   } catch (const YAML::Exception& e) {
     throw UsageError("--config " + path + ": invalid YAML: " + e.what());
+  } catch (const std::exception& e) {  // a read error yaml-cpp does not wrap
+    throw UsageError("--config " + path + ": cannot read the file: " + e.what());
   }
   if (!root.IsMap()) throw UsageError("--config " + path + ": expected a mapping of option: value");
   std::vector<std::string> args;
   for (const auto& kv : root) {
+    // as<std::string>() on a sequence or mapping throws YAML::BadConversion, which would end
+    // the app in std::terminate: keys and values are checked to be scalars first.
+    if (!kv.first.IsScalar()) throw UsageError("--config " + path + ": expected option names as keys, got a " +
+                                               (kv.first.IsSequence() ? "list" : kv.first.IsMap() ? "mapping" : "null"));
     std::string key = dashed(kv.first.as<std::string>());
     if (key == "config") throw UsageError("--config " + path + ": a config file cannot name another");
     const CLI::Option* opt = app.get_option_no_throw("--" + key);
     if (!opt) throw UsageError("--config " + path + ": unknown option '" + kv.first.as<std::string>() + "'");
     std::string v;
     if (kv.second.IsSequence() && key == "milestones") {
-      for (const auto& item : kv.second) v += (v.empty() ? "" : ",") + item.as<std::string>();
+      for (const auto& item : kv.second) {
+        if (!item.IsScalar()) throw UsageError("--config " + path + ": milestones: expected a list of epochs");
+        v += (v.empty() ? "" : ",") + item.as<std::string>();
+      }
     } else if (kv.second.IsNull()) {
       v = "";
     } else if (!kv.second.IsScalar()) {

@@ -13,6 +13,13 @@ if [ -z "$MPIRUN" ] || [ ! -x "$MPIRUN" ]; then
   exit 77
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# Under AddressSanitizer (scripts/sanitize.sh asan): Open MPI's own leaks are suppressed by
+# library name (scripts/sanitize/lsan.supp), which needs whole stacks through its
+# uninstrumented frames (the slow unwinder) and its plugins still mapped at exit (no dlclose).
+if [ -n "${ASAN_OPTIONS:-}" ]; then
+  export ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0"
+  export OMPI_MCA_mca_base_component_disable_dlclose=1
+fi
 export EMBER_DIST_TIMEOUT=${EMBER_DIST_TIMEOUT:-60}
 args=(-np "$np")
 if "$MPIRUN" --version 2>&1 | grep -q "Open MPI"; then
