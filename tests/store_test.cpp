@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "dist/store.h"
@@ -113,15 +115,27 @@ TEST(TcpStore, APortInUseIsAnErrorSayingSo) {
 TEST(TcpStore, TheServerEndingIsAnErrorInTheWaitingClient) {
   auto server = std::make_unique<TcpStoreServer>(0);
   TcpStore c("127.0.0.1", server->port(), 30);
-  std::thread t([&] {
-    // Once the client's wait is registered, the server goes away.
+  std::promise<void> saw_ready;
+  std::thread t([&, seen = saw_ready.get_future()] {
     TcpStore probe("127.0.0.1", server->port(), 30);
     probe.set("ready", "1");
+    // Only after the client has its answer (ending the server earlier would fail that wait
+    // instead), and a moment later, so the client is usually inside its next wait: the
+    // server goes away under a waiting client (or just before it waits: an error too).
+    seen.wait();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
     server.reset();
   });
-  c.wait({"ready"});
-  t.join();
+  try {
+    c.wait({"ready"});
+  } catch (...) {
+    saw_ready.set_value();
+    t.join();
+    throw;
+  }
+  saw_ready.set_value();
   EXPECT_ERROR(c.wait({"never"}), "TCP store at 127.0.0.1");
+  t.join();
   EXPECT_ERROR(c.get("x"), "lost");
 }
 
