@@ -3,7 +3,9 @@
 
 #include <vector>
 
+#include "kernels/image_batch.h"
 #include "kernels/philox.h"
+#include "tensor/dispatch.h"
 
 namespace ember::data {
 
@@ -47,6 +49,8 @@ AugmentedDataset::AugmentedDataset(std::shared_ptr<const Dataset> base, AugmentO
   EMBER_CHECK(options_.padding >= 0, "AugmentedDataset: padding must be >= 0, got ", options_.padding);
   Shape s = base_->image_shape();
   EMBER_CHECK(s.size() == 3, "AugmentedDataset: expected images of shape (C, H, W), got rank ", s.size());
+  EMBER_CHECK(base_->size() <= (int64_t(1) << 32), "AugmentedDataset: at most 2^32 samples (the Philox counter's "
+              "index half), got ", base_->size());
   // Normalized value of a black pixel (u8 0) per channel: entry 0 of each channel's table.
   std::vector<float> table = options_.normalize.table(s[0]);
   for (int64_t c = 0; c < s[0]; ++c) fill_.push_back(table[size_t(c * 256)]);
@@ -56,6 +60,11 @@ void AugmentedDataset::fill_batch(std::span<const int64_t> indices, float* image
   fill_batch_epoch(indices, 0, images, labels);
 }
 
+CropFlipArgs AugmentedDataset::args(int64_t epoch) const {
+  EMBER_CHECK(epoch >= 0, "AugmentedDataset: epoch must be >= 0, got ", epoch);
+  return {.seed = seed_, .epoch = epoch, .padding = options_.padding, .hflip = options_.hflip};
+}
+
 void AugmentedDataset::fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
                                         int64_t* labels) const {
   Shape s = base_->image_shape();
@@ -63,13 +72,41 @@ void AugmentedDataset::fill_batch_epoch(std::span<const int64_t> indices, int64_
   for (int64_t i : indices)
     EMBER_CHECK(i >= 0 && i < size(), "AugmentedDataset: index ", i, " out of range for a dataset of ", size(),
                 " samples");
+  const CropFlipArgs a = args(epoch);
   std::vector<float> plain(indices.size() * size_t(row));
   base_->fill_batch_epoch(indices, epoch, plain.data(), labels);
-  for (size_t b = 0; b < indices.size(); ++b) {
-    AugmentParams p = augment_params(seed_, epoch, indices[b], options_);
-    augment_image(plain.data() + b * size_t(row), images + b * size_t(row), s[0], s[1], s[2], options_.padding, p,
-                  fill_.data());
-  }
+  cpu::crop_flip(plain.data(), images, indices.data(), int64_t(indices.size()), s[0], s[1], s[2], a, fill_.data());
+}
+
+Tensor AugmentedDataset::fill_on(Device device) const {
+  std::lock_guard<std::mutex> lock(fill_mu_);
+  for (const Tensor& t : device_fills_)
+    if (t.device() == device) return t;
+  device_fills_.push_back(from_vector(fill_).to(device));
+  return device_fills_.back();
+}
+
+Batch AugmentedDataset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
+  for (int64_t i : indices)
+    EMBER_CHECK(i >= 0 && i < size(), "AugmentedDataset: index ", i, " out of range for a dataset of ", size(),
+                " samples");
+  if (device.is_cpu()) return Dataset::get_batch_on(indices, epoch, device);  // fill_batch_epoch
+  const CropFlipArgs a = args(epoch);
+  Batch plain = base_->get_batch_on(indices, epoch, device);
+  Shape s = base_->image_shape();
+  Tensor keys = from_vector(std::vector<int64_t>(indices.begin(), indices.end())).to(device);
+  const Tensor fill = fill_on(device);
+  Tensor out = empty(plain.images.shape(), {.device = device});
+  const int64_t n = int64_t(indices.size());
+  on_device(
+      device, "AugmentedDataset::get_batch_on",
+      [&] {
+        cpu::crop_flip(plain.images.data<float>(), out.data<float>(), keys.data<int64_t>(), n, s[0], s[1], s[2], a,
+                       fill.data<float>());
+      },
+      EMBER_ON_CUDA(cuda::crop_flip(plain.images.data<float>(), out.data<float>(), keys.data<int64_t>(), n, s[0],
+                                    s[1], s[2], a, fill.data<float>(), stream)));
+  return {out, plain.labels};
 }
 
 }  // namespace ember::data

@@ -10,10 +10,25 @@
 // The epoch reaches the dataset through Dataset::fill_batch_epoch, which the DataLoader
 // calls with the epoch of each batch's pass; there is no mutable epoch in the dataset that
 // prefetching workers could read at the wrong time.
+//
+// Note [Batches on the device]: a batch of an AugmentedDataset is, in one place
+// (AugmentedDataset::get_batch_on, and fill_batch_epoch for the CPU loader's raw buffers),
+//   plain = base.get_batch_on(indices, epoch, device)   // gather + normalize
+//   out   = crop_flip(plain, seed, epoch, keys = indices, fill = normalized black)
+// on whichever device the batch is made. The CPU and CUDA crop_flip
+// (kernels/image_batch.h) share the choice and the pixel source (kernels/image_batch_math.h)
+// and only move floats, so the two devices give the same bits: a run whose data stays on
+// the GPU (DataLoaderOptions::dataset_on_device, the apps' default on CUDA) sees exactly the
+// images a CPU-augmented run sees, and resume stays exact either way. Cropping after the
+// normalization equals torchvision's pad-then-normalize because padding pixels are filled
+// with the normalized value of black (the table's entry 0). augment_params/augment_image
+// below are the original per-image reference; tests check the batch kernels against them.
 #include <cstdint>
 #include <memory>
+#include <mutex>
 
 #include "data/dataset.h"
+#include "kernels/image_batch_math.h"
 
 namespace ember::data {
 
@@ -52,14 +67,21 @@ class AugmentedDataset : public Dataset {
   void fill_batch(std::span<const int64_t> indices, float* images, int64_t* labels) const override;
   void fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
                         int64_t* labels) const override;
+  /// On the device when the base gathers there (Note [Batches on the device]).
+  bool supports_device_batches() const override { return base_->supports_device_batches(); }
+  Batch get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const override;
   const AugmentOptions& options() const { return options_; }
   uint64_t seed() const { return seed_; }
 
  private:
+  CropFlipArgs args(int64_t epoch) const;
+  Tensor fill_on(Device device) const;  // fill_ on `device`, uploaded once
   std::shared_ptr<const Dataset> base_;
   AugmentOptions options_;
   uint64_t seed_;
   std::vector<float> fill_;  // per channel
+  mutable std::mutex fill_mu_;
+  mutable std::vector<Tensor> device_fills_;
 };
 
 }  // namespace ember::data

@@ -48,8 +48,12 @@ Batch Dataset::get_batch(std::span<const int64_t> indices) const {
   return b;
 }
 
-Batch Dataset::get_batch_on(std::span<const int64_t> indices, Device device) const {
-  Batch b = get_batch(indices);
+Batch Dataset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
+  for (int64_t i : indices) check_index(i, "Dataset::get_batch_on");
+  Shape s = image_shape();
+  s.insert(s.begin(), int64_t(indices.size()));
+  Batch b{empty(s), empty({int64_t(indices.size())}, {.dtype = DType::i64})};
+  fill_batch_epoch(indices, epoch, b.images.data<float>(), b.labels.data<int64_t>());
   if (device.is_cpu()) return b;
   return {b.images.to(device), b.labels.to(device)};
 }
@@ -113,9 +117,9 @@ void ImageTensorDataset::upload(Device device) const {
   if (device.is_cuda()) device_copy(device);
 }
 
-Batch ImageTensorDataset::get_batch_on(std::span<const int64_t> indices, Device device) const {
+Batch ImageTensorDataset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
   check_indices(indices, "get_batch_on");
-  if (device.is_cpu()) return get_batch(indices);
+  if (device.is_cpu()) return Dataset::get_batch_on(indices, epoch, device);
   check_device_available(device, "get_batch_on");
 #if EMBER_WITH_CUDA
   const DeviceCopy& dc = device_copy(device);
@@ -174,8 +178,8 @@ void Subset::fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, f
   base_->fill_batch_epoch(map(indices), epoch, images, labels);
 }
 
-Batch Subset::get_batch_on(std::span<const int64_t> indices, Device device) const {
-  return base_->get_batch_on(map(indices), device);
+Batch Subset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
+  return base_->get_batch_on(map(indices), epoch, device);
 }
 
 Example Subset::get(int64_t i) const {

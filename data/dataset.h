@@ -73,8 +73,9 @@ class Dataset {
   /// Whether get_batch_on gathers on the device itself, from a copy of the whole dataset
   /// kept there (no per-batch host work or transfer beyond the indices).
   virtual bool supports_device_batches() const { return false; }
-  /// The batch of `indices` on `device`. By default get_batch() copied to the device.
-  virtual Batch get_batch_on(std::span<const int64_t> indices, Device device) const;
+  /// The batch of `indices` for `epoch` (as fill_batch_epoch makes it) on `device`. By
+  /// default made on the CPU and copied to the device.
+  virtual Batch get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const;
 
  protected:
   void check_index(int64_t i, const char* who) const;
@@ -94,7 +95,7 @@ class ImageTensorDataset : public Dataset {
   /// On a CUDA device: gathers and normalizes there from a resident copy of the images,
   /// labels and table, uploaded on first use (or by upload()).
   bool supports_device_batches() const override { return true; }
-  Batch get_batch_on(std::span<const int64_t> indices, Device device) const override;
+  Batch get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const override;
   /// Copies the whole dataset to `device` now (get_batch_on would on first use).
   void upload(Device device) const;
 
@@ -136,7 +137,7 @@ class Subset : public Dataset {
                         int64_t* labels) const override;
   Example get(int64_t i) const override;
   bool supports_device_batches() const override { return base_->supports_device_batches(); }
-  Batch get_batch_on(std::span<const int64_t> indices, Device device) const override;
+  Batch get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const override;
 
  private:
   std::vector<int64_t> map(std::span<const int64_t> indices) const;

@@ -202,7 +202,7 @@ std::optional<Batch> DataLoader::next() {
     const int64_t start = batch_ * opt_.batch_size;
     const int64_t n = std::min<int64_t>(opt_.batch_size, int64_t(pass_->order.size()) - start);
     b = dataset_->get_batch_on(
-        std::span<const int64_t>(pass_->order.data() + start, size_t(n)), opt_.device);
+        std::span<const int64_t>(pass_->order.data() + start, size_t(n)), pass_->epoch, opt_.device);
     ++batch_;
     return b;
   }

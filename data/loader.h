@@ -38,9 +38,13 @@ struct DataLoaderOptions {
   /// memory (pin_memory) and copied asynchronously on the device's current stream.
   Device device = kCPU;
   bool pin_memory = true;
-  /// Keep the whole dataset on `device` and assemble batches there (one gather kernel per
-  /// batch; no workers, no host copies). Needs a dataset that supports_device_batches()
-  /// (MNIST, CIFAR-10: a few hundred MB at most).
+  /// Keep the whole dataset on `device` and assemble batches there through
+  /// Dataset::get_batch_on (a gather + normalize kernel, and for an AugmentedDataset a crop +
+  /// flip kernel: Note [Batches on the device] in data/augment.h); no workers, no host copies
+  /// beyond the batch's indices. The batches equal the usual ones bit for bit. Needs a dataset
+  /// that supports_device_batches() (in-memory image datasets such as MNIST and CIFAR-10, a
+  /// few hundred MB at most, subsets and augmentations of them). The apps turn it on for CUDA
+  /// devices unless --no-data-on-device.
   bool dataset_on_device = false;
 };
 

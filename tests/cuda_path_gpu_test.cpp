@@ -1,11 +1,19 @@
 // The CUDA paths of issue 10: host waits in a training step, deferred device checks,
 // direct and cross-device copies, deterministic mode, cuDNN on offset views, and tensors
-// freed and reused while long work is queued. Every test skips visibly without a GPU.
+// freed and reused while long work is queued, per-thread cuBLAS/cuDNN handles. Every test
+// skips visibly without a GPU.
 #include <cstring>
+#include <latch>
+#include <thread>
+#include <vector>
 
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 
+#include "kernels/cuda/cublas_check.h"
+#if EMBER_WITH_CUDNN
+#include "kernels/cudnn/check.h"
+#endif
 #include "tensor/cuda/stream.h"
 #endif
 
@@ -21,6 +29,64 @@ using test::all_close;
 const Device kGpu("cuda:0");
 
 using test::bytes_of;
+
+// ---- cuBLAS and cuDNN handles (Note [Library handles] in kernels/cuda/thread_handles.h)
+
+TEST(HandlesGpu, EachThreadHasItsOwnHandlesAndThreadsComputeAtOnce) {
+  EMBER_REQUIRE_GPU();
+#if EMBER_WITH_CUDA
+  cudaStream_t s = cuda::current_stream(0);
+  cublasHandle_t main_handle = cuda::cublas_handle(0, s);
+  EXPECT_EQ(cuda::cublas_handle(0, s), main_handle);  // the same thread keeps its handle
+  manual_seed(3);
+  Tensor a = randn({96, 80}), b = randn({80, 72});
+  Tensor want = a.matmul(b);
+  Tensor ga = a.to(kGpu), gb = b.to(kGpu);
+  constexpr int kThreads = 4;
+  std::vector<cublasHandle_t> seen(kThreads);
+  std::vector<Tensor> got(kThreads), got_conv(kThreads);
+  Tensor x = randn({2, 3, 9, 9}), w = randn({4, 3, 3, 3});
+  Tensor want_conv = conv2d(x, w, Tensor(), {1, 1}, {1, 1}, {1, 1}, 1);
+  Tensor gx = x.to(kGpu), gw = w.to(kGpu);
+#if EMBER_WITH_CUDNN
+  cudnnHandle_t main_dnn = cudnn::handle(0);
+  EXPECT_EQ(cudnn::handle(0), main_dnn);
+  std::vector<cudnnHandle_t> seen_dnn(kThreads);
+#endif
+  std::vector<std::thread> threads;
+  std::latch all_made(kThreads);  // no thread ends (freeing its handle) before all have one
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      cuda::DeviceGuard g(0);
+      seen[size_t(t)] = cuda::cublas_handle(0, cuda::current_stream(0));
+#if EMBER_WITH_CUDNN
+      seen_dnn[size_t(t)] = cudnn::handle(0);
+#endif
+      Tensor c, y;
+      for (int k = 0; k < 20; ++k) {
+        c = ga.matmul(gb);
+        y = conv2d(gx, gw, Tensor(), {1, 1}, {1, 1}, {1, 1}, 1);
+      }
+      got[size_t(t)] = c.cpu();
+      got_conv[size_t(t)] = y.cpu();
+      all_made.arrive_and_wait();
+    });  // ends: its handle is destroyed while the runtime is alive
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_NE(seen[size_t(t)], main_handle) << t;
+    for (int u = 0; u < t; ++u) EXPECT_NE(seen[size_t(t)], seen[size_t(u)]) << t << " " << u;
+    EXPECT_TRUE(all_close(got[size_t(t)], want, 1e-4, 1e-4)) << t;
+    EXPECT_TRUE(all_close(got_conv[size_t(t)], want_conv, 1e-4, 1e-4)) << t;
+#if EMBER_WITH_CUDNN
+    EXPECT_NE(seen_dnn[size_t(t)], main_dnn) << t;
+    for (int u = 0; u < t; ++u) EXPECT_NE(seen_dnn[size_t(t)], seen_dnn[size_t(u)]) << t << " " << u;
+#endif
+  }
+  // The main thread's handle still works after the others were destroyed.
+  EXPECT_TRUE(all_close(ga.matmul(gb).cpu(), want, 1e-4, 1e-4));
+#endif
+}
 
 // ---- host waits
 

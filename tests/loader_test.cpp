@@ -300,7 +300,7 @@ TEST(Dataset, ImageTensorDatasetGathersAndNormalizes) {
   EXPECT_EQ(b.labels.to_vector<int64_t>(), (std::vector<int64_t>{9, 3, 3}));
   EXPECT_THROW(ds->get_batch(std::vector<int64_t>{30}), Error);
   // On the CPU, "on the device" is the ordinary batch.
-  Batch c = ds->get_batch_on(idx, kCPU);
+  Batch c = ds->get_batch_on(idx, 0, kCPU);
   EXPECT_TRUE(test::all_close(c.images, b.images, 0, 0));
   EXPECT_TRUE(ds->supports_device_batches());
   EXPECT_TRUE(Subset::head(ds, 5)->supports_device_batches());

@@ -196,12 +196,13 @@ TEST(MnistApp, SavedArgsYamlAsConfigReproducesTheRun) {
   // evaluate, tensorboard).
   test::CommandResult first = run(common(a) + "--epochs 2 --limit-train 320 --limit-test 100 --batch-size 32 --model mlp "
                                   "--scheduler multistep --milestones 1 --gamma 0.5 --warmup-epochs 0 --nesterov "
-                                  "--deterministic --seed 5 --workers 0 --image-every 2 --sched-unit epoch");
+                                  "--deterministic --seed 5 --workers 0 --image-every 2 --sched-unit epoch --no-data-on-device");
   ASSERT_EQ(first.status, 0) << first.output;
   test::CommandResult again = run("--config " + (a / "args.yaml").string() + " --out " + b.string());
   ASSERT_EQ(again.status, 0) << again.output;
   std::string ya = read_text(a / "args.yaml"), yb = read_text(b / "args.yaml");
   EXPECT_NE(ya.find("resume: \"\""), std::string::npos) << ya;  // an empty string went through
+  EXPECT_NE(ya.find("no-data-on-device: true"), std::string::npos) << ya;
   // The same options, but for the output folder.
   auto without_out = [](std::string y) {
     size_t p = y.find("\nout: ");

@@ -101,6 +101,9 @@ void add_options(CLI::App& app, TrainConfig& c, std::string& config_file, const 
   app.add_flag("--sync-bn", c.sync_bn, "data parallel: BatchNorm statistics over the whole batch of all processes");
   app.add_option("--workers", c.workers, "data loader prefetch threads")->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--no-data-on-device", c.no_data_on_device,
+               "CUDA: make batches on the CPU (--workers threads, pinned copies) instead of keeping the dataset on "
+               "the GPU and gathering, augmenting and normalizing each batch there (same images either way)");
   // torchrun's names, with its underscores too, so that the reference commands carry over.
   app.add_option("--nproc-per-node,--nproc_per_node", c.nproc_per_node,
                  "data parallel without MPI: start N worker processes on this node (one per GPU, or N CPU "
@@ -318,6 +321,7 @@ std::string config_to_yaml(const TrainConfig& c) {
   kv("loss-scale-growth-interval", c.loss_scale_growth_interval);
   kv("sync-bn", c.sync_bn);
   kv("workers", c.workers);
+  kv("no-data-on-device", c.no_data_on_device);
   kv("out", c.out);
   kv("log-interval", c.log_interval);
   kv("resume", c.resume);

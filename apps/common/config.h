@@ -38,6 +38,7 @@ struct TrainConfig {
   int64_t loss_scale_growth_interval = 2000;  // clean steps before the scale doubles
   bool sync_bn = false;          // BatchNorm statistics over every process (data parallel)
   int64_t workers = 2;
+  bool no_data_on_device = false;  // CUDA: batches made on the CPU, not from a resident copy on the GPU
   std::string out = "out/mnist";
   int64_t log_interval = 100;
   std::string resume;    // checkpoint to continue from

@@ -134,8 +134,22 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
     else log->info("--sync-bn has no effect in a single process");
   }
 
+  // Note [Batches on the device] (data/augment.h): on a GPU the datasets stay there and every
+  // batch is gathered, augmented and normalized by kernels, unless --no-data-on-device. The
+  // images are the same bits either way.
+  const bool on_device = device.is_cuda() && !cfg.no_data_on_device;
+  const bool train_on_device = on_device && ds.train->supports_device_batches();
+  const bool test_on_device = on_device && ds.test->supports_device_batches();
+  if (!evaluating && on_device)
+    log->info(std::string("data on ") + device.str() + ": " +
+              (train_on_device && test_on_device
+                   ? "both datasets resident, batches made there (--no-data-on-device: on the CPU)"
+                   : train_on_device ? "training set resident (the test set cannot be; its batches come from the CPU)"
+                   : test_on_device  ? "test set resident (the training set cannot be; its batches come from the CPU)"
+                                     : "neither dataset can be resident; batches come from the CPU"));
   auto test_loader = std::make_shared<data::DataLoader>(
-      ds.test, data::DataLoaderOptions{.batch_size = cfg.test_batch_size, .num_workers = int(cfg.workers), .device = device},
+      ds.test, data::DataLoaderOptions{.batch_size = cfg.test_batch_size, .num_workers = int(cfg.workers), .device = device,
+                                       .dataset_on_device = test_on_device},
       std::make_shared<dist::ShardSampler>(ds.test->size(), pg.rank(), world));
   if (evaluating) {
     // Plain weights (best.safetensors), or the model part of a training checkpoint
@@ -159,7 +173,7 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
   // RandomSampler(seed) would give).
   auto train_loader = std::make_shared<data::DataLoader>(
       ds.train, data::DataLoaderOptions{.batch_size = cfg.batch_size, .seed = cfg.seed, .num_workers = int(cfg.workers),
-                                        .device = device},
+                                        .device = device, .dataset_on_device = train_on_device},
       std::make_shared<data::DistributedSampler>(ds.train->size(), pg.rank(), world, /*shuffle=*/true, cfg.seed));
   auto opt = std::make_shared<optim::SGD>(model->parameters(),
                                           optim::SGDOptions{.lr = cfg.lr, .momentum = cfg.momentum,

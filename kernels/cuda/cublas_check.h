@@ -1,6 +1,7 @@
 #pragma once
-// cuBLAS errors as ember::Error (file, line, cuBLAS's own message), and the per-device
-// cuBLAS handle bound to the device's current stream.
+// cuBLAS errors as ember::Error (file, line, cuBLAS's own message), and the cuBLAS handle
+// of the calling thread for a device, bound to the given stream (Note [Library handles] in
+// kernels/cuda/thread_handles.h).
 #include <cublas_v2.h>
 
 #include "kernels/cuda/check.h"
@@ -10,8 +11,9 @@ namespace detail {
 [[noreturn]] void throw_cublas(cublasStatus_t s, const char* expr, const char* file, int line);
 }  // namespace detail
 
-/// The cuBLAS handle of `device` (created on first use, one per device), with its stream
-/// set to `stream`. Call with `device` current.
+/// The calling thread's cuBLAS handle of `device` (created on first use, one per thread and
+/// device, destroyed when the thread ends), with its stream set to `stream`. Call with
+/// `device` current.
 cublasHandle_t cublas_handle(int device, cudaStream_t stream);
 }  // namespace ember::cuda
 

@@ -1,10 +1,10 @@
 // CUDA strided-batched GEMM through cuBLAS (cublasGemmStridedBatchedEx).
 #include <climits>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "kernels/cuda/cublas_check.h"
+#include "kernels/cuda/thread_handles.h"
 #include "kernels/matmul.h"
 #include "tensor/cuda_context.h"
 
@@ -18,17 +18,14 @@ void throw_cublas(cublasStatus_t s, const char* expr, const char* file, int line
 }
 }  // namespace detail
 
+// One handle per thread and device: Note [Library handles] in kernels/cuda/thread_handles.h.
 cublasHandle_t cublas_handle(int device, cudaStream_t stream) {
-  static std::mutex mu;
-  static std::vector<cublasHandle_t> handles;
-  cublasHandle_t h;
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    if (handles.size() <= size_t(device)) handles.resize(size_t(device) + 1, nullptr);
-    // Handles are kept for the life of the process: destroying them at exit would race
-    // with the CUDA runtime's own teardown.
-    if (!handles[size_t(device)]) EMBER_CUBLAS_CHECK(cublasCreate(&handles[size_t(device)]));
-    h = handles[size_t(device)];
+  EMBER_CHECK(device >= 0, "cublas_handle: expected a device index >= 0, got ", device);
+  thread_local ThreadHandles<cublasHandle_t> mine(+[](cublasHandle_t h) { (void)cublasDestroy(h); });
+  cublasHandle_t& h = mine.slot(device);
+  if (!h) {
+    detail::watch_process_exit();
+    EMBER_CUBLAS_CHECK(cublasCreate(&h));
   }
   EMBER_CUBLAS_CHECK(cublasSetStream(h, stream));
   return h;

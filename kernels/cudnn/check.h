@@ -17,7 +17,7 @@ namespace ember::cudnn::detail {
   } while (0)
 
 namespace ember::cudnn {
-/// This thread's handle for `device` (made current by the caller), set to the device's
-/// current stream.
+/// This thread's handle for `device` (made current by the caller; made on first use,
+/// destroyed when the thread ends), set to the device's current stream.
 cudnnHandle_t handle(int device);
 }  // namespace ember::cudnn

@@ -17,6 +17,29 @@
 
 namespace ember::cudnn {
 
+// Note [16-bit convolutions]: f16 and bf16 convolutions run on tensor cores with no copy or
+// transpose in ember. The descriptors are NCHW in the tensors' own dtype with f32
+// accumulation (CUDNN_DATA_FLOAT compute: cuDNN's "pseudo-half" configuration, the one its
+// tensor-core kernels take) and CUDNN_TENSOR_OP_MATH, which permits tensor cores (set
+// explicitly rather than relying on what CUDNN_DEFAULT_MATH means in a given release). Each
+// algorithm's own math type, as Find or the heuristics report it, is set before it runs. autograd/ops/conv.cpp hands cuDNN the tensors as they are:
+// prep() is `to(dtype)` (a no-op in the same dtype) and `contiguous()` (a no-op for the
+// contiguous NCHW activations, weights and gradients the layers make); the only casts are
+// autocast's f32 -> 16-bit ones, which the mixed-precision recipe needs anyway.
+//
+// NHWC was not added. cuDNN's fastest 16-bit kernels are NHWC, and for NCHW input it may
+// transpose inside the call (its own workspace), which is what PyTorch's channels_last
+// avoids (worth 10-30% on large ResNets in f16). For ember it would not pay now: (1) ember
+// has no memory-format notion, so NHWC convolutions alone would need a transpose on each
+// side of every convolution (two extra memory passes, more than cuDNN's internal one) unless
+// batch norm, pooling, the elementwise ops and their CUDA kernels all learned an NHWC
+// layout too; (2) the apps' models (LeNet on 1 channel, ResNet-20 on 16-64 channels at
+// 32x32) are small enough that a step is launch-bound rather than bandwidth-bound, so the
+// transpose cuDNN may do is a small share of it; (3) whether it pays at all has to be
+// measured on a GPU, which this code has not had. The place to add it is a
+// channels_last flag on the tensor's strides: the descriptors here would then be set with
+// cudnnSetTensor4dDescriptorEx from the real strides, with no other change in this file.
+
 namespace {
 
 /// Most workspace an algorithm may use (and the size of the search workspace).
@@ -58,7 +81,7 @@ struct Descs {
                                                       CUDNN_CROSS_CORRELATION, compute));
     EMBER_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv, int(g.groups)));
     // f32 stays exact FMA math unless TF32 is allowed (as for matmul); 16-bit types may
-    // use tensor cores.
+    // use tensor cores: Note [16-bit convolutions].
     if (dtype == DType::f32 && !cuda::allow_tf32()) math = CUDNN_FMA_MATH;
     if (dtype == DType::f16 || dtype == DType::bf16) math = CUDNN_TENSOR_OP_MATH;
     EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));

@@ -1,8 +1,9 @@
-// cuDNN handles (one per device and thread: a handle must not be shared by threads
-// running at once) and the error helper behind EMBER_CUDNN_CHECK.
+// cuDNN handles (one per device and thread, destroyed with the thread: Note [Library
+// handles] in kernels/cuda/thread_handles.h) and the error helper behind EMBER_CUDNN_CHECK.
 #include <string>
 #include <vector>
 
+#include "kernels/cuda/thread_handles.h"
 #include "kernels/cudnn/check.h"
 #include "tensor/cuda/stream.h"
 
@@ -15,12 +16,15 @@ void throw_cudnn(cudnnStatus_t s, const char* expr, const char* file, int line) 
 }
 }  // namespace detail
 
+// One handle per thread and device: Note [Library handles] in kernels/cuda/thread_handles.h.
 cudnnHandle_t handle(int device) {
-  // Never destroyed: at process exit the CUDA context may already be gone.
-  thread_local std::vector<cudnnHandle_t> handles;
-  if (int(handles.size()) <= device) handles.resize(size_t(device) + 1, nullptr);
-  cudnnHandle_t& h = handles[size_t(device)];
-  if (!h) EMBER_CUDNN_CHECK(cudnnCreate(&h));
+  EMBER_CHECK(device >= 0, "cudnn::handle: expected a device index >= 0, got ", device);
+  thread_local cuda::ThreadHandles<cudnnHandle_t> mine(+[](cudnnHandle_t h) { (void)cudnnDestroy(h); });
+  cudnnHandle_t& h = mine.slot(device);
+  if (!h) {
+    cuda::detail::watch_process_exit();
+    EMBER_CUDNN_CHECK(cudnnCreate(&h));
+  }
   EMBER_CUDNN_CHECK(cudnnSetStream(h, cuda::current_stream(device)));
   return h;
 }

@@ -1,5 +1,5 @@
 #pragma once
-// The current stream of each device, device guards and the per-device cuBLAS handle.
+// The current stream of each device and device guards.
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
