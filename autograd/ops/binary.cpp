@@ -198,34 +198,22 @@ Tensor scalar_operand(const Tensor& t, Scalar s) {
 
 }  // namespace
 
-Tensor add(const Tensor& a_in, const Tensor& b_in, double alpha) {
-  auto [a, b] = autocast::inputs(autocast::Op::add, a_in, b_in);
-  return binary_op(BinaryOp::add, a, b, alpha);
+namespace {
+/// A binary op with its inputs cast by autocast's policy for `aop` (Note [Autocast policy]).
+Tensor autocast_binary(autocast::Op aop, BinaryOp op, const Tensor& a_in, const Tensor& b_in, double alpha = 1.0) {
+  auto [a, b] = autocast::inputs(aop, a_in, b_in);
+  return binary_op(op, a, b, alpha);
 }
-Tensor sub(const Tensor& a_in, const Tensor& b_in) {
-  auto [a, b] = autocast::inputs(autocast::Op::sub, a_in, b_in);
-  return binary_op(BinaryOp::sub, a, b);
-}
-Tensor mul(const Tensor& a_in, const Tensor& b_in) {
-  auto [a, b] = autocast::inputs(autocast::Op::mul, a_in, b_in);
-  return binary_op(BinaryOp::mul, a, b);
-}
-Tensor div(const Tensor& a_in, const Tensor& b_in) {
-  auto [a, b] = autocast::inputs(autocast::Op::div, a_in, b_in);
-  return binary_op(BinaryOp::div, a, b);
-}
-Tensor pow(const Tensor& a_in, const Tensor& b_in) {
-  auto [a, b] = autocast::inputs(autocast::Op::pow, a_in, b_in);
-  return binary_op(BinaryOp::pow, a, b);
-}
-Tensor maximum(const Tensor& a_in, const Tensor& b_in) {
-  auto [a, b] = autocast::inputs(autocast::Op::maximum, a_in, b_in);
-  return binary_op(BinaryOp::maximum, a, b);
-}
-Tensor minimum(const Tensor& a_in, const Tensor& b_in) {
-  auto [a, b] = autocast::inputs(autocast::Op::minimum, a_in, b_in);
-  return binary_op(BinaryOp::minimum, a, b);
-}
+}  // namespace
+
+using AOp = autocast::Op;
+Tensor add(const Tensor& a, const Tensor& b, double alpha) { return autocast_binary(AOp::add, BinaryOp::add, a, b, alpha); }
+Tensor sub(const Tensor& a, const Tensor& b) { return autocast_binary(AOp::sub, BinaryOp::sub, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return autocast_binary(AOp::mul, BinaryOp::mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return autocast_binary(AOp::div, BinaryOp::div, a, b); }
+Tensor pow(const Tensor& a, const Tensor& b) { return autocast_binary(AOp::pow, BinaryOp::pow, a, b); }
+Tensor maximum(const Tensor& a, const Tensor& b) { return autocast_binary(AOp::maximum, BinaryOp::maximum, a, b); }
+Tensor minimum(const Tensor& a, const Tensor& b) { return autocast_binary(AOp::minimum, BinaryOp::minimum, a, b); }
 Tensor add(const Tensor& a, Scalar b) { return add(a, scalar_operand(a, b)); }
 Tensor sub(const Tensor& a, Scalar b) { return sub(a, scalar_operand(a, b)); }
 Tensor mul(const Tensor& a, Scalar b) { return mul(a, scalar_operand(a, b)); }
