@@ -52,6 +52,8 @@ if [ "$kind" != tsan ]; then
   done
   [ "$kind" = asan ] && targets+=(mnist cifar)
   ((mpi)) && targets+=(dist_mpi_test dist_sync_bn_test)
+  # The same two programs under ember's own launcher over Gloo (dist_gloo_np2, dist_sync_bn_gloo_np2).
+  grep -q "build tests/dist_launch:" "$BUILD/build.ninja" && targets+=(dist_launch)
   [ "$kind" = asan ] && ((mpi)) && targets+=(dist_fault)
   cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}"
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=0:strict_string_checks=1}
