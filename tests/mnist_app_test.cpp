@@ -421,8 +421,7 @@ TEST(MnistApp, AmpBf16AndFp16TrainAsWellAsF32) {
   EXPECT_FALSE(m["bf16"][1].contains("loss_scale"));  // bf16 needs no scaling
   ASSERT_TRUE(m["fp16"][1].contains("loss_scale"));
   EXPECT_GT(m["fp16"][1]["loss_scale"].get<double>(), 1.0);
-  ASSERT_TRUE(m["fp16"][1].contains("skipped_steps"));
-  EXPECT_GE(m["fp16"][1]["skipped_steps"].get<double>(), 0.0);
+  EXPECT_TRUE(m["fp16"][1].contains("skipped_steps"));  // the count itself: the resume test
 }
 
 // --crash-iteration + --resume under --amp fp16: the loss scaler's state is in last.ckpt,
