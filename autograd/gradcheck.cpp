@@ -7,7 +7,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "autograd/ops.h"
-#include "kernels/common.h"
+#include "core/strided_layout.h"
 #include "tensor/generator.h"
 #include "tensor/layout.h"
 

@@ -5,8 +5,8 @@
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 
-#include "kernels/cuda/check.h"
-#include "tensor/cuda/stream.h"
+#include "core/cuda/check.h"
+#include "core/cuda/stream.h"
 #endif
 
 namespace ember::bench {

@@ -9,7 +9,7 @@
 #if EMBER_WITH_CUDA
 #include <cublas_v2.h>
 
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 #endif
 
 namespace ember::bench {

@@ -8,8 +8,8 @@
 #include <cudnn.h>
 #include <cuda_runtime_api.h>
 
-#include "kernels/cuda/check.h"
-#include "tensor/cuda/stream.h"
+#include "core/cuda/check.h"
+#include "core/cuda/stream.h"
 #endif
 
 namespace ember::bench {

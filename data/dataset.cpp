@@ -6,7 +6,7 @@
 #include "kernels/image_batch.h"
 #include "tensor/layout.h"
 #if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 #endif
 
 namespace ember::data {

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "data/pinned.h"
-#include "tensor/cuda_context.h"
+#include "core/cuda_context.h"
 #include "tensor/layout.h"
 
 namespace ember::data {

@@ -3,7 +3,7 @@
 
 #include <random>
 
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::data {
 

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "dist/detail.h"
-#include "tensor/cuda_context.h"
+#include "core/cuda_context.h"
 
 namespace ember::dist {
 

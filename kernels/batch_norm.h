@@ -4,7 +4,7 @@
 // for f64. weight, bias and running buffers have the input's dtype and may be null.
 #include <cstdint>
 
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

@@ -3,8 +3,8 @@
 // over the output's (coalesced) sizes; broadcast dims have stride 0; out is contiguous.
 #include <cstdint>
 
-#include "kernels/common.h"
-#include "tensor/dtype.h"
+#include "core/strided_layout.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

@@ -3,7 +3,7 @@
 // same bits: 16-bit floats go through float, bool is "not zero".
 #include <type_traits>
 
-#include "tensor/half.h"
+#include "core/half.h"
 
 namespace ember {
 

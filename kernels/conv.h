@@ -5,7 +5,7 @@
 // it is switched off, direct kernels (kernels/cuda/conv.cu).
 #include <cstdint>
 
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

@@ -2,8 +2,8 @@
 // copy/cast between any dtypes (strided source, strided destination) and fill.
 #include <cstdint>
 
-#include "kernels/common.h"
-#include "tensor/dtype.h"
+#include "core/strided_layout.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

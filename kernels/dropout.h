@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "kernels/random_math.h"
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

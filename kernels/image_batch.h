@@ -3,7 +3,7 @@
 // through a per-channel 256-entry table, in one pass; gather their labels alongside.
 #include <cstdint>
 
-#include "kernels/common.h"
+#include "core/strided_layout.h"
 #include "kernels/image_batch_math.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>

@@ -10,9 +10,9 @@
 // but the indexed one, so one kernel serves both ops.
 #include <cstdint>
 
-#include "kernels/common.h"
-#include "tensor/dtype.h"
-#include "tensor/error.h"
+#include "core/strided_layout.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
@@ -62,7 +62,7 @@ struct ScatterGeometry {
 #if EMBER_WITH_CUDA
 namespace ember::cuda {
 /// As the CPU one. Index values outside [0, limit) read as 0 instead of faulting: the
-/// range check is deferred (Note [Deferred checks] in tensor/cuda_context.h) and reports them.
+/// range check is deferred (Note [Deferred checks] in core/cuda_context.h) and reports them.
 void gather(DType dtype, const void* src, const StridedLayout& src_l, int64_t dim_stride,
             DType index_dtype, const void* index, const StridedLayout& idx_l, void* out,
             const StridedLayout& out_l, int64_t n, int64_t limit, cudaStream_t stream);

@@ -7,7 +7,7 @@
 // lowered to the smallest such row (the same row on every device, for the same message).
 #include <cstdint>
 
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

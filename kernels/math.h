@@ -3,7 +3,7 @@
 // same call picks expf/exp on host and device alike.
 #include <cmath>
 
-#include "tensor/half.h"
+#include "core/half.h"
 
 namespace ember::math {
 

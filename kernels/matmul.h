@@ -6,7 +6,7 @@
 // lda >= m when trans_a. A batch stride of 0 reuses one matrix for every batch entry.
 #include <cstdint>
 
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

@@ -3,7 +3,7 @@
 // host and device. See Note [Counter-based RNG] in tensor/generator.h.
 #include <cstdint>
 
-#include "tensor/half.h"
+#include "core/half.h"
 
 namespace ember {
 

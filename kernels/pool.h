@@ -3,8 +3,8 @@
 // average (count_include_pad or not) and adaptive average (PyTorch's window formula).
 #include <cstdint>
 
-#include "kernels/common.h"
-#include "tensor/dtype.h"
+#include "core/strided_layout.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

@@ -4,7 +4,7 @@
 // `offset + i / 2` (normal, Box-Muller pairs); the caller reserves the counters.
 #include <cstdint>
 
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

@@ -3,7 +3,7 @@
 // out[o, i] = reduce_r in[o, r, i]. The op layer brings any dims into this form.
 #include <cstdint>
 
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

@@ -6,7 +6,7 @@
 
 #include "kernels/math.h"
 #include "kernels/reduce.h"
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 
 namespace ember {
 

@@ -3,7 +3,7 @@
 // dtype). The optimizer (optim/sgd.cpp) checks shapes, devices and contiguity.
 #include <cstdint>
 
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

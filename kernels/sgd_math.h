@@ -1,7 +1,7 @@
 #pragma once
 // The SGD update of one element, shared by the CPU loop and the CUDA kernel so that the
 // arithmetic the GPU runs is the one the CPU tests check (DESIGN.md, "one functor").
-#include "tensor/half.h"
+#include "core/half.h"
 
 namespace ember {
 

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "kernels/math.h"
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

@@ -2,7 +2,7 @@
 // Elementwise unary ops over contiguous buffers (the op layer makes inputs contiguous).
 #include <cstdint>
 
-#include "tensor/dtype.h"
+#include "core/dtype.h"
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif

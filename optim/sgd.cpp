@@ -9,7 +9,7 @@
 #include "nn/module.h"
 #include "tensor/layout.h"
 #if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 #endif
 
 namespace ember::optim {

@@ -7,8 +7,8 @@
 #include "tensor/dispatch.h"
 #include "tensor/layout.h"
 #if EMBER_WITH_CUDA
-#include "kernels/cuda/check.h"
-#include "tensor/cuda/stream.h"
+#include "core/cuda/check.h"
+#include "core/cuda/stream.h"
 #endif
 
 namespace ember {
@@ -150,7 +150,7 @@ cudaEvent_t record_event(int device, cudaStream_t s) {
 // Device to device, without a host wait: the copy runs on the destination's stream after
 // the source stream's work so far (event `ready`), and the source stream waits for the copy
 // (event `done`) before anything after it, so the blocks of `src` and of the staging
-// buffer, which only that stream may reuse (Note [Streams] in tensor/cuda/allocator.cpp),
+// buffer, which only that stream may reuse (Note [Streams] in core/cuda/allocator.cpp),
 // are not handed out while the copy still reads them.
 void device_to_device(const Tensor& dst, const Tensor& src) {
   int sdev = src.device().index, ddev = dst.device().index;

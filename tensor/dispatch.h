@@ -18,7 +18,7 @@
 #include "tensor/layout.h"
 #include "tensor/tensor.h"
 #if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 #endif
 
 namespace ember {

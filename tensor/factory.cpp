@@ -7,7 +7,7 @@
 #include "tensor/dispatch.h"
 #include "tensor/layout.h"
 #if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 #endif
 
 namespace ember {

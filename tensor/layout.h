@@ -1,6 +1,6 @@
 #pragma once
 // Turning tensors into kernel layouts, and the raw (non-recording) copy used by the ops.
-#include "kernels/common.h"
+#include "core/strided_layout.h"
 #include "tensor/tensor.h"
 
 namespace ember {

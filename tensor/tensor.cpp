@@ -7,7 +7,7 @@
 #include <iomanip>
 #include <sstream>
 
-#include "tensor/allocator.h"
+#include "core/allocator.h"
 #include "tensor/layout.h"
 
 namespace ember {

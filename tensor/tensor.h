@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "tensor/device.h"
-#include "tensor/dtype.h"
-#include "tensor/error.h"
+#include "core/device.h"
+#include "core/dtype.h"
+#include "core/error.h"
 #include "tensor/storage.h"
 
 namespace ember {

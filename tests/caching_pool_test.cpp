@@ -1,6 +1,6 @@
 // CachingPool (the CUDA caching allocator's bookkeeping) on fake CPU backends: size
 // classes, split/merge, best fit, statistics, free-cache-and-retry and the OOM message.
-#include "tensor/caching_pool.h"
+#include "core/caching_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember {
 namespace {

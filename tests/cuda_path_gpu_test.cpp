@@ -14,7 +14,7 @@
 #if EMBER_WITH_CUDNN
 #include "kernels/cudnn/check.h"
 #endif
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 #endif
 
 #include "data/loader.h"

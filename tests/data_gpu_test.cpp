@@ -7,7 +7,7 @@
 #include "data/loader.h"
 #include "kernels/image_batch.h"
 #if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 #endif
 #include "io/safetensors.h"
 #include "test_util.h"

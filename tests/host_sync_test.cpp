@@ -1,6 +1,6 @@
 // The device-independent logic behind deferred device checks and the host-sync counter
-// (tensor/host_sync.h), driven by fake checks so it runs on any machine.
-#include "tensor/host_sync.h"
+// (core/host_sync.h), driven by fake checks so it runs on any machine.
+#include "core/host_sync.h"
 
 #include "nn/nn.h"
 #include "optim/optim.h"

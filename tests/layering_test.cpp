@@ -1,18 +1,16 @@
 // The layers include downwards only (issue 11): a file in one top-level folder may include
 // headers of its own folder and of the folders below it, never of one above. The order is
 // the data flow of the README's architecture section:
-//   kernels -> tensor -> autograd -> nn -> optim -> data -> io -> dist -> train -> apps
-// One exception is left, to be removed by the core/ step (issue 11): kernels/ still takes
-// its foundation headers (dtype, half, errors, allocators, the CUDA context and stream)
-// from tensor/, and tensor/ includes kernel headers. Those headers are listed here by
-// name; any other upward include fails this test, naming the file and the line.
+//   core -> kernels -> tensor -> autograd -> nn -> optim -> data -> io -> dist -> train -> apps
+// core/ is the foundation (dtypes, half types, errors, devices, allocators, the CUDA context
+// and streams, strided layouts); kernels/ builds on core/ only; tensor/ on both. There are no
+// exceptions: any upward include fails this test, naming the file and the line.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -20,12 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kLayers = {"kernels", "tensor", "autograd", "nn",    "optim",
-                                          "data",    "io",     "dist",     "train", "apps"};
-// What kernels/ may still take from tensor/ until core/ exists (see above).
-const std::set<std::string> kFoundation = {"tensor/dtype.h",        "tensor/half.h",
-                                           "tensor/error.h",        "tensor/allocator.h",
-                                           "tensor/cuda_context.h", "tensor/cuda/stream.h"};
+const std::vector<std::string> kLayers = {"core", "kernels", "tensor", "autograd", "nn",   "optim",
+                                          "data", "io",      "dist",   "train",    "apps"};
 
 int rank_of(const std::string& layer) {
   auto it = std::find(kLayers.begin(), kLayers.end(), layer);
@@ -55,9 +49,7 @@ TEST(Layering, NoFolderIncludesAHigherOne) {
         ++includes;
         const std::string target = std::string(m[1]) + "/" + std::string(m[2]);
         const bool upward = to > rank_of(layer);
-        const bool allowed = layer == "kernels" && kFoundation.count(target);
-        // tensor/ -> kernels/ is downward in this order; kernels/ -> tensor/ is the exception.
-        if (upward && !allowed)
+        if (upward)
           violations.push_back(fs::relative(e.path(), root).string() + ":" + std::to_string(n) + " includes " +
                                target + " (" + layer + " is below " + std::string(m[1]) + ")");
       }

@@ -3,7 +3,7 @@
 // CPU checks the arithmetic the GPU runs.
 #include <random>
 
-#include "kernels/common.h"
+#include "core/strided_layout.h"
 #include "test_util.h"
 
 using namespace ember;

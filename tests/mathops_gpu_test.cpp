@@ -5,7 +5,7 @@
 
 #include "kernels/matmul.h"
 #if EMBER_WITH_CUDA
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 #endif
 #include "test_util.h"
 

@@ -131,7 +131,7 @@ TEST(ShapeGpu, ViewsShareStorage) {
 }
 
 // The range check runs on the device and is reported at the next synchronization (Note
-// [Deferred checks] in tensor/cuda_context.h), with the CPU's message; the op itself
+// [Deferred checks] in core/cuda_context.h), with the CPU's message; the op itself
 // returns without waiting and reads bad indices as 0.
 TEST(ShapeGpu, IndexRangeCheckedOnDevice) {
   EMBER_REQUIRE_GPU();

@@ -2,7 +2,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "tensor/half.h"
+#include "core/half.h"
 #include "test_util.h"
 
 using namespace ember;

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <fstream>
 
-#include "tensor/error.h"
+#include "core/error.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"

@@ -7,7 +7,7 @@
 #include <cstdarg>
 #include <vector>
 
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::train {
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tensor/error.h"
+#include "core/error.h"
 #include "train/tensorboard_event.pb.h"
 
 namespace fs = std::filesystem;

@@ -8,7 +8,7 @@
 #include "data/cifar10.h"
 #include "data/image_folder.h"
 #include "nn/models.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace fs = std::filesystem;
 using namespace ember;

@@ -3,7 +3,7 @@
 #include "apps/common/trainer.h"
 #include "data/mnist.h"
 #include "nn/models.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 using namespace ember;
 

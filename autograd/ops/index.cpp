@@ -62,7 +62,7 @@ std::string range_message(const std::string& op, int64_t value, const std::strin
 
 /// Throws, naming the first offending index and the valid range, unless every index lies
 /// in [0, limit). On CUDA the check runs on the device and is reported at the next
-/// synchronization (Note [Deferred checks] in tensor/cuda_context.h): the host does not
+/// synchronization (Note [Deferred checks] in core/cuda_context.h): the host does not
 /// wait here, and the kernels skip bad indices meanwhile.
 void check_index_range(const Tensor& index, int64_t limit, const char* op, int64_t dim) {
   int64_t n = index.numel();
@@ -77,7 +77,7 @@ void check_index_range(const Tensor& index, int64_t limit, const char* op, int64
       },
       EMBER_ON_CUDA(
           // Freed at return: later work on this stream, the only work that may reuse the block,
-          // runs after the copy out of it (Note [Streams] in tensor/cuda/allocator.cpp).
+          // runs after the copy out of it (Note [Streams] in core/cuda/allocator.cpp).
           const int dev = index.device().index;
           Tensor result = empty({2}, {.dtype = DType::i64, .device = index.device()});
           cuda::find_bad_index(index.dtype(), index.data_ptr(), l, n, limit, result.data<int64_t>(), stream);

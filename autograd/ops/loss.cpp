@@ -174,7 +174,7 @@ void run_loss_kernel(const Tensor& x, const Tensor& lab, const LossShape& s, int
       EMBER_ON_CUDA(
           // bad[0]: the smallest bad row (rows() when none), lowered by the kernel; bad[1]: its
           // label. Both stay on the device until the next synchronization reports them (Note
-          // [Deferred checks] in tensor/cuda_context.h); the kernels give bad rows loss 0.
+          // [Deferred checks] in core/cuda_context.h); the kernels give bad rows loss 0.
           const int dev = x.device().index;
           Tensor bad = full({2}, double(s.rows()), {.dtype = DType::i64, .device = x.device()});
           cuda_fn(bad.data<int64_t>(), stream);

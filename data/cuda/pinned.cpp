@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "data/pinned.h"
-#include "kernels/cuda/check.h"
-#include "tensor/cuda/stream.h"
+#include "core/cuda/check.h"
+#include "core/cuda/stream.h"
 
 namespace ember::data::detail {
 

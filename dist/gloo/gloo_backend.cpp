@@ -31,7 +31,7 @@
 #include "dist/detail.h"
 #include "dist/process_group.h"
 #include "dist/store.h"
-#include "tensor/half.h"
+#include "core/half.h"
 
 namespace ember::dist::detail {
 

@@ -12,7 +12,7 @@
 #include "autograd/grad_mode.h"
 #include "dist/detail.h"
 #include "dist/process_group.h"
-#include "tensor/half.h"
+#include "core/half.h"
 
 namespace ember::dist::detail {
 

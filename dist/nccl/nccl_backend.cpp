@@ -4,7 +4,7 @@
 // reads the tensor only after the kernels that wrote it; it then records a `done` event
 // that Work::wait() makes the compute stream wait for. No host synchronization anywhere.
 // The Work keeps its tensors alive until that wait is queued: the caching allocator
-// (Note [Streams] in tensor/cuda/allocator.cpp) may hand a freed block to later compute
+// (Note [Streams] in core/cuda/allocator.cpp) may hand a freed block to later compute
 // work only, which the wait orders after the collective. A watchdog thread polls the
 // `done` events against the timeout (Note [Collective timeout] in dist/communicator.h).
 #include <cuda_runtime_api.h>
@@ -21,9 +21,9 @@
 #include "dist/detail.h"
 #include "dist/nccl/nccl_check.h"
 #include "dist/process_group.h"
-#include "kernels/cuda/check.h"
-#include "tensor/cuda/stream.h"
-#include "tensor/host_sync.h"
+#include "core/cuda/check.h"
+#include "core/cuda/stream.h"
+#include "core/host_sync.h"
 
 // A collective call on the communicator, completed under the timeout (enqueued() below).
 #define ENQUEUED(expr) enqueued((expr), #expr, __LINE__)

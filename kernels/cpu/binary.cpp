@@ -2,7 +2,7 @@
 // scalars, otherwise row by row over the coalesced strided layout.
 #include "kernels/binary_math.h"
 #include "kernels/cpu/loops.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

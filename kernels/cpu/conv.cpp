@@ -13,8 +13,8 @@
 
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_direct.h"
-#include "kernels/common.h"
-#include "tensor/error.h"
+#include "core/strided_layout.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

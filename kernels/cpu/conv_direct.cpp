@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "tensor/error.h"
+#include "core/error.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define EMBER_CONV_DIRECT 1

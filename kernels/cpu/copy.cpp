@@ -8,7 +8,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/cpu/loops.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

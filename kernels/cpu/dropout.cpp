@@ -3,7 +3,7 @@
 
 #include "kernels/cpu/loops.h"
 #include "kernels/dropout.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

@@ -4,7 +4,7 @@
 #include <atomic>
 
 #include "kernels/cpu/loops.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

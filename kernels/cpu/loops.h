@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "kernels/common.h"
+#include "core/strided_layout.h"
 
 namespace ember::cpu {
 

@@ -6,7 +6,7 @@
 #include "kernels/cpu/loops.h"
 #include "kernels/loss.h"
 #include "kernels/softmax.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

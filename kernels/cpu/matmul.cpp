@@ -10,7 +10,7 @@
 #include "kernels/cpu/loops.h"
 #include "kernels/cpu/threads.h"
 #include "kernels/matmul.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

@@ -13,7 +13,7 @@
 
 #include "kernels/cpu/loops.h"
 #include "kernels/pool.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

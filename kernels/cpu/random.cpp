@@ -1,7 +1,7 @@
 // CPU random fills: the same per-element arithmetic as the CUDA kernel (random_math.h).
 #include "kernels/cpu/loops.h"
 #include "kernels/random_math.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

@@ -5,7 +5,7 @@
 
 #include "kernels/cpu/loops.h"
 #include "kernels/reduce_math.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember {
 

@@ -2,7 +2,7 @@
 #include "kernels/cpu/loops.h"
 #include "kernels/sgd.h"
 #include "kernels/sgd_math.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

@@ -3,7 +3,7 @@
 
 #include "kernels/cpu/loops.h"
 #include "kernels/unary_math.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cpu {
 

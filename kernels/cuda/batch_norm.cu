@@ -8,7 +8,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/cuda/block_sum.cuh"
 #include "kernels/cuda/launch.h"
-#include "tensor/allocator.h"
+#include "core/allocator.h"
 
 namespace ember::cuda {
 

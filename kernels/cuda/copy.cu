@@ -5,8 +5,8 @@
 
 #include "kernels/cast.h"
 #include "kernels/copy.h"
-#include "kernels/cuda/check.h"
-#include "tensor/cuda/stream.h"
+#include "core/cuda/check.h"
+#include "core/cuda/stream.h"
 
 namespace ember::cuda {
 

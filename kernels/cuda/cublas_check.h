@@ -4,7 +4,7 @@
 // kernels/cuda/thread_handles.h).
 #include <cublas_v2.h>
 
-#include "kernels/cuda/check.h"
+#include "core/cuda/check.h"
 
 namespace ember::cuda {
 namespace detail {

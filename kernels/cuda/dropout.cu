@@ -3,10 +3,10 @@
 
 #include <algorithm>
 
-#include "kernels/common.h"
-#include "kernels/cuda/check.h"
+#include "core/strided_layout.h"
+#include "core/cuda/check.h"
 #include "kernels/dropout.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cuda {
 

@@ -1,6 +1,6 @@
 // CUDA gather-by-index, scatter-add (atomicAdd, or one thread per destination element in
 // deterministic mode) and the index range check (Note [Index layouts] in kernels/index.h).
-// The check's result stays on the device (Note [Deferred checks] in tensor/cuda_context.h),
+// The check's result stays on the device (Note [Deferred checks] in core/cuda_context.h),
 // so gather and scatter-add guard every index themselves and never touch memory outside
 // the indexed tensor.
 #include <cuda_bf16.h>
@@ -15,7 +15,7 @@ namespace {
 
 __device__ __forceinline__ void atomic_add(float* p, float v) { atomicAdd(p, v); }
 __device__ __forceinline__ void atomic_add(double* p, double v) { atomicAdd(p, v); }
-// ember::Half / BFloat16 are bit-compatible with CUDA's types (tensor/half.h).
+// ember::Half / BFloat16 are bit-compatible with CUDA's types (core/half.h).
 __device__ __forceinline__ void atomic_add(Half* p, float v) {
   atomicAdd(reinterpret_cast<__half*>(p), __float2half(v));
 }

@@ -4,9 +4,9 @@
 
 #include <cstdint>
 
-#include "kernels/common.h"
-#include "kernels/cuda/check.h"
-#include "tensor/cuda/stream.h"
+#include "core/strided_layout.h"
+#include "core/cuda/check.h"
+#include "core/cuda/stream.h"
 
 namespace ember::cuda {
 

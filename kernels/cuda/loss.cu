@@ -3,12 +3,12 @@
 
 #include <limits>
 
-#include "kernels/common.h"
-#include "kernels/cuda/check.h"
+#include "core/strided_layout.h"
+#include "core/cuda/check.h"
 #include "kernels/cuda/row_reduce.cuh"
 #include "kernels/loss.h"
 #include "kernels/softmax.h"
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cuda {
 

@@ -6,7 +6,7 @@
 #include "kernels/cuda/cublas_check.h"
 #include "kernels/cuda/thread_handles.h"
 #include "kernels/matmul.h"
-#include "tensor/cuda_context.h"
+#include "core/cuda_context.h"
 
 namespace ember::cuda {
 

@@ -3,10 +3,10 @@
 // (bit-exact for uniform/bernoulli/randint; normal differs by the libm's last ulps).
 #include <type_traits>
 
-#include "kernels/common.h"
-#include "kernels/cuda/check.h"
+#include "core/strided_layout.h"
+#include "core/cuda/check.h"
 #include "kernels/random_math.h"
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 
 namespace ember::cuda {
 

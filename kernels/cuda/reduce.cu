@@ -9,7 +9,7 @@
 #include "kernels/cuda/block_sum.cuh"
 #include "kernels/cuda/launch.h"
 #include "kernels/reduce_math.h"
-#include "tensor/allocator.h"
+#include "core/allocator.h"
 
 namespace ember::cuda {
 
@@ -189,7 +189,7 @@ namespace {
 template <class A>
 ReduceAcc<A>* partials(int dev, int64_t n) {
   // From the caching allocator; stream order makes the early free after the finishing
-  // launch safe (Note [Streams] in tensor/cuda/allocator.cpp).
+  // launch safe (Note [Streams] in core/cuda/allocator.cpp).
   return static_cast<ReduceAcc<A>*>(
       allocator_for(Device(DeviceType::cuda, dev)).allocate(size_t(n) * sizeof(ReduceAcc<A>)));
 }

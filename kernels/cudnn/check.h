@@ -3,7 +3,7 @@
 // message) and one handle per device and thread, bound to the device's current stream.
 #include <cudnn.h>
 
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cudnn::detail {
 [[noreturn]] void throw_cudnn(cudnnStatus_t s, const char* expr, const char* file, int line);

@@ -12,8 +12,8 @@
 
 #include "kernels/conv.h"
 #include "kernels/cudnn/check.h"
-#include "tensor/allocator.h"
-#include "tensor/cuda_context.h"
+#include "core/allocator.h"
+#include "core/cuda_context.h"
 
 namespace ember::cudnn {
 

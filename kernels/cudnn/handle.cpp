@@ -5,7 +5,7 @@
 
 #include "kernels/cuda/thread_handles.h"
 #include "kernels/cudnn/check.h"
-#include "tensor/cuda/stream.h"
+#include "core/cuda/stream.h"
 
 namespace ember::cudnn {
 

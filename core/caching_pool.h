@@ -1,7 +1,7 @@
 #pragma once
 // CachingPool: the bookkeeping of a caching device allocator (segments, blocks, split and
 // merge, best-fit search, free-cache-and-retry, statistics), independent of CUDA. The CUDA
-// allocator (tensor/cuda/allocator.cpp) plugs cudaMalloc/cudaFree into it; the tests plug
+// allocator (core/cuda/allocator.cpp) plugs cudaMalloc/cudaFree into it; the tests plug
 // std::malloc and failing fakes into it, so the logic is tested on machines without a GPU.
 //
 // Note [Caching allocator]: memory is taken from the backend in segments and handed out
@@ -29,7 +29,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "tensor/allocator.h"
+#include "core/allocator.h"
 
 namespace ember {
 

@@ -1,11 +1,11 @@
 #pragma once
 // Allocators: a 64-byte-aligned CPU allocator and the per-device registry.
-// The CUDA caching allocator lives in tensor/cuda/ (see tensor/cuda_allocator.h).
+// The CUDA caching allocator lives in core/cuda/allocator.cpp.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 
-#include "tensor/device.h"
+#include "core/device.h"
 
 namespace ember {
 

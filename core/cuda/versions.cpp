@@ -3,7 +3,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
-#include "tensor/cuda_context.h"
+#include "core/cuda_context.h"
 
 #if EMBER_WITH_CUDNN
 #include <cudnn.h>

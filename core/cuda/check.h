@@ -3,7 +3,7 @@
 // library's own message, so a failure is catchable and readable.
 #include <cuda_runtime_api.h>
 
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember::cuda::detail {
 [[noreturn]] void throw_cuda(cudaError_t e, const char* expr, const char* file, int line);

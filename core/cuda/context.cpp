@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/check.h"
-#include "tensor/cuda/stream.h"
-#include "tensor/cuda_context.h"
-#include "tensor/host_sync.h"
+#include "core/cuda/check.h"
+#include "core/cuda/stream.h"
+#include "core/cuda_context.h"
+#include "core/host_sync.h"
 
 namespace ember::cuda {
 
@@ -138,7 +138,7 @@ void synchronize(int index) {
   report_checks(index);
 }
 
-// ---- deferred checks (Note [Deferred checks] in tensor/cuda_context.h)
+// ---- deferred checks (Note [Deferred checks] in core/cuda_context.h)
 namespace {
 
 std::atomic<int> g_eager{-1};  // -1: not yet read from EMBER_CUDA_EAGER_CHECKS

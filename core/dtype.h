@@ -4,7 +4,7 @@
 #include <ostream>
 #include <string>
 
-#include "tensor/half.h"
+#include "core/half.h"
 
 namespace ember {
 

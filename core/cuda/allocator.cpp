@@ -1,5 +1,5 @@
 // The CUDA caching allocator: one CachingPool per device fed by cudaMalloc/cudaFree
-// (Note [Caching allocator] in tensor/caching_pool.h), and the memory_stats/empty_cache API.
+// (Note [Caching allocator] in core/caching_pool.h), and the memory_stats/empty_cache API.
 //
 // Environment: EMBER_CUDA_ALLOC=direct turns caching off: every tensor is its own
 // cudaMalloc and is cudaFree'd as soon as it dies, so compute-sanitizer memcheck sees each
@@ -8,7 +8,7 @@
 //
 // Note [Streams]: blocks go back to the cache the moment their tensor dies, without an
 // event. That is safe only because every op on a device runs on that device's one current
-// stream (tensor/cuda/stream.h): work queued later on the same stream, which is the only
+// stream (core/cuda/stream.h): work queued later on the same stream, which is the only
 // work that can reuse the block, runs after the work that last used it. Once a second
 // stream touches a tensor (DDP's communication stream), the allocator must learn about it
 // (a `record_stream(ptr, stream)` that records an event on that stream at free time, and a
@@ -21,10 +21,10 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cuda/check.h"
-#include "tensor/caching_pool.h"
-#include "tensor/cuda/stream.h"
-#include "tensor/cuda_context.h"
+#include "core/cuda/check.h"
+#include "core/caching_pool.h"
+#include "core/cuda/stream.h"
+#include "core/cuda_context.h"
 
 namespace ember {
 

@@ -1,11 +1,11 @@
 // CachingPool: segments, blocks, split/merge and statistics (Note [Caching allocator]).
-#include "tensor/caching_pool.h"
+#include "core/caching_pool.h"
 
 #include <algorithm>
 #include <cstdio>
 #include <vector>
 
-#include "tensor/error.h"
+#include "core/error.h"
 
 namespace ember {
 

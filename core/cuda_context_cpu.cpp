@@ -1,6 +1,6 @@
 // The CUDA queries in a build without CUDA: no devices, and a clear error for anything more.
-#include "tensor/cuda_context.h"
-#include "tensor/error.h"
+#include "core/cuda_context.h"
+#include "core/error.h"
 
 #if !EMBER_WITH_CUDA
 namespace ember::cuda {

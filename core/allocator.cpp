@@ -13,14 +13,14 @@
 // aligned_alloc, freed as soon as it dies, so AddressSanitizer and valgrind see each
 // buffer's true bounds); EMBER_CPU_ALLOC=caching (or unset) is the default. Read once, at
 // the first CPU allocation.
-#include "tensor/allocator.h"
+#include "core/allocator.h"
 
 #include <cstdlib>
 #include <new>
 #include <string>
 
-#include "tensor/caching_pool.h"
-#include "tensor/error.h"
+#include "core/caching_pool.h"
+#include "core/error.h"
 
 namespace ember {
 
@@ -62,7 +62,7 @@ class CpuAllocator final : public Allocator {
 }  // namespace
 
 #if EMBER_WITH_CUDA
-Allocator& cuda_allocator(int device);  // tensor/cuda/allocator.cpp
+Allocator& cuda_allocator(int device);  // core/cuda/allocator.cpp
 #endif
 
 Allocator& allocator_for(Device d) {

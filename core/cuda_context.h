@@ -4,7 +4,7 @@
 #include <string>
 #include <utility>
 
-#include "tensor/allocator.h"
+#include "core/allocator.h"
 
 namespace ember::cuda {
 
@@ -25,7 +25,7 @@ void reset_peak_memory_stats(int index = 0);
 void empty_cache(int index = 0);
 /// How many times ember itself has made the host wait for a GPU: every stream or device
 /// synchronize, blocking copy and event wait in the library goes through one counted
-/// wrapper (tensor/cuda/stream.h). A training step should add at most one (its item()).
+/// wrapper (core/cuda/stream.h). A training step should add at most one (its item()).
 /// Always 0 in a build without CUDA.
 int64_t sync_count();
 /// Note [Deferred checks]: index and label range checks run on the device and are reported

@@ -25,7 +25,7 @@ class DeviceGuard {
   int prev_ = -1;
 };
 
-/// The host waits of the library, each counted in sync_count() (tensor/cuda_context.h):
+/// The host waits of the library, each counted in sync_count() (core/cuda_context.h):
 /// call these, never the CUDA functions directly, so the count stays honest.
 void stream_synchronize(cudaStream_t stream);
 void event_synchronize(cudaEvent_t event);

@@ -1,7 +1,7 @@
 #pragma once
 // Device-independent halves of two CUDA mechanisms, built in every configuration (so the
 // CPU suite tests their logic): the counter behind cuda::sync_count() and the queue of
-// deferred device checks (Note [Deferred checks] in tensor/cuda_context.h).
+// deferred device checks (Note [Deferred checks] in core/cuda_context.h).
 #include <cstddef>
 #include <cstdint>
 #include <memory>

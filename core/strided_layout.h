@@ -2,7 +2,7 @@
 // Shared kernel plumbing: host/device macro, strided layouts, ceil_div.
 #include <cstdint>
 
-#include "tensor/half.h"
+#include "core/half.h"
 
 namespace ember {
 

@@ -1,10 +1,10 @@
-// The host-sync counter and the deferred-check queue (tensor/host_sync.h).
-#include "tensor/host_sync.h"
+// The host-sync counter and the deferred-check queue (core/host_sync.h).
+#include "core/host_sync.h"
 
 #include <atomic>
 
-#include "tensor/cuda_context.h"
-#include "tensor/error.h"
+#include "core/cuda_context.h"
+#include "core/error.h"
 
 namespace ember {
 
