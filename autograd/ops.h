@@ -5,6 +5,8 @@
 #include <optional>
 #include <type_traits>
 
+#include "kernels/image_batch_math.h"  // CropFlipArgs
+#include "kernels/sgd.h"              // SgdOptions
 #include "tensor/tensor.h"
 
 namespace ember {
@@ -175,6 +177,29 @@ Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5);
+
+// ---- optimizer updates (autograd/ops/optim.cpp): in place, never recorded
+/// One SGD step (SgdOptions, as torch.optim.SGD) of each params[i] from grads[i], with its
+/// momentum buffer bufs[i] when opt.momentum != 0 (undefined otherwise); first[i]: the buffer
+/// is new and becomes the gradient. Per index: contiguous, same shape, dtype and device.
+/// CUDA parameters of one device, dtype and first flag run as one multi-tensor launch
+/// sequence. Bumps the versions of the parameters and buffers it writes.
+void sgd_update_(const TensorList& params, const TensorList& grads, const TensorList& bufs,
+                 const std::vector<bool>& first, const SgdOptions& opt);
+
+// ---- batch transforms of the data pipeline (autograd/ops/image_batch.cpp); not recorded
+/// out (B, C, ...) f32 and out_labels (B) i64 from rows idx (B) of u8 images (N, ...) and
+/// labels (N) i64, each pixel normalized through table (C, 256) f32: out = table[c][pixel]
+/// (an image row holds out's row of C planes).
+/// All tensors contiguous, on one device; idx must be in range (callers check it on the host:
+/// on a GPU a bad index would read out of bounds).
+void gather_normalize_into(const Tensor& images, const Tensor& labels, const Tensor& idx, const Tensor& table,
+                           const Tensor& out, const Tensor& out_labels);
+/// Random crop (pixels outside the image take fill[c]) and horizontal flip of images
+/// (B, C, H, W) f32 into out (same shape, separate memory), chosen per image by (args.seed,
+/// args.epoch, keys[b]) as Note [Augmentation randomness] in data/augment.h says.
+void crop_flip_into(const Tensor& images, const Tensor& keys, const CropFlipArgs& args, const Tensor& fill,
+                    const Tensor& out);
 
 /// Deterministic mode (off by default): CUDA results repeat bit for bit from run to run.
 /// scatter-add (index_select and gather backward) runs a kernel without atomics whose sums

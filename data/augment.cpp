@@ -3,9 +3,8 @@
 
 #include <vector>
 
-#include "kernels/image_batch.h"
+#include "autograd/ops.h"
 #include "kernels/philox.h"
-#include "tensor/dispatch.h"
 
 namespace ember::data {
 
@@ -75,7 +74,11 @@ void AugmentedDataset::fill_batch_epoch(std::span<const int64_t> indices, int64_
   const CropFlipArgs a = args(epoch);
   std::vector<float> plain(indices.size() * size_t(row));
   base_->fill_batch_epoch(indices, epoch, plain.data(), labels);
-  cpu::crop_flip(plain.data(), images, indices.data(), int64_t(indices.size()), s[0], s[1], s[2], a, fill_.data());
+  const int64_t n = int64_t(indices.size());
+  const Shape bs{n, s[0], s[1], s[2]};
+  // The loader's buffers, viewed as tensors (no copy) for the op.
+  crop_flip_into(from_blob(plain.data(), bs), from_blob(const_cast<int64_t*>(indices.data()), {n}, {.dtype = DType::i64}),
+                 a, fill_on(kCPU), from_blob(images, bs));
 }
 
 Tensor AugmentedDataset::fill_on(Device device) const {
@@ -93,19 +96,10 @@ Batch AugmentedDataset::get_batch_on(std::span<const int64_t> indices, int64_t e
   if (device.is_cpu()) return Dataset::get_batch_on(indices, epoch, device);  // fill_batch_epoch
   const CropFlipArgs a = args(epoch);
   Batch plain = base_->get_batch_on(indices, epoch, device);
-  Shape s = base_->image_shape();
   Tensor keys = from_vector(std::vector<int64_t>(indices.begin(), indices.end())).to(device);
   const Tensor fill = fill_on(device);
   Tensor out = empty(plain.images.shape(), {.device = device});
-  const int64_t n = int64_t(indices.size());
-  on_device(
-      device, "AugmentedDataset::get_batch_on",
-      [&] {
-        cpu::crop_flip(plain.images.data<float>(), out.data<float>(), keys.data<int64_t>(), n, s[0], s[1], s[2], a,
-                       fill.data<float>());
-      },
-      EMBER_ON_CUDA(cuda::crop_flip(plain.images.data<float>(), out.data<float>(), keys.data<int64_t>(), n, s[0],
-                                    s[1], s[2], a, fill.data<float>(), stream)));
+  crop_flip_into(plain.images, keys, a, fill, out);
   return {out, plain.labels};
 }
 

@@ -28,7 +28,7 @@
 #include <mutex>
 
 #include "data/dataset.h"
-#include "kernels/image_batch_math.h"
+#include "autograd/ops.h"  // CropFlipArgs, crop_flip_into
 
 namespace ember::data {
 

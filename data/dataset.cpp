@@ -3,11 +3,8 @@
 
 #include <cmath>
 
-#include "kernels/image_batch.h"
-#include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "core/cuda/stream.h"
-#endif
+#include "autograd/ops.h"
+#include "tensor/layout.h"  // check_device_available
 
 namespace ember::data {
 
@@ -78,7 +75,7 @@ ImageTensorDataset::ImageTensorDataset(Tensor images, Tensor labels, Shape image
               images.shape_str(), " do not split into rows of shape ", shape_str(image_shape_));
   images_ = images.cpu().contiguous();
   labels_ = labels.cpu().contiguous();
-  table_ = normalize_.table(image_shape_[0]);
+  table_ = from_vector(normalize_.table(image_shape_[0]));
 }
 
 void ImageTensorDataset::check_indices(std::span<const int64_t> indices, const char* who) const {
@@ -92,10 +89,13 @@ void ImageTensorDataset::check_indices(std::span<const int64_t> indices, const c
 void ImageTensorDataset::fill_batch(std::span<const int64_t> indices, float* images,
                                     int64_t* labels) const {
   check_indices(indices, "fill_batch");
-  const int64_t channels = image_shape_[0];
-  cpu::gather_normalize_u8(images_.data<uint8_t>(), labels_.data<int64_t>(), indices.data(),
-                           int64_t(indices.size()), channels, row_ / channels, table_.data(),
-                           images, labels);
+  const int64_t batch = int64_t(indices.size());
+  Shape s = image_shape_;
+  s.insert(s.begin(), batch);
+  // The loader's buffers, viewed as tensors (no copy) for the op.
+  Tensor idx = from_blob(const_cast<int64_t*>(indices.data()), {batch}, {.dtype = DType::i64});
+  gather_normalize_into(images_, labels_, idx, table_, from_blob(images, s),
+                        from_blob(labels, {batch}, {.dtype = DType::i64}));
 }
 
 const ImageTensorDataset::DeviceCopy& ImageTensorDataset::device_copy(Device device) const {
@@ -107,7 +107,7 @@ const ImageTensorDataset::DeviceCopy& ImageTensorDataset::device_copy(Device dev
   c->device = device;
   c->images = images_.to(device);
   c->labels = labels_.to(device);
-  c->table = from_vector(table_).to(device);
+  c->table = table_.to(device);
   device_copies_.push_back(std::move(c));
   return *device_copies_.back();
 }
@@ -121,22 +121,14 @@ Batch ImageTensorDataset::get_batch_on(std::span<const int64_t> indices, int64_t
   check_indices(indices, "get_batch_on");
   if (device.is_cpu()) return Dataset::get_batch_on(indices, epoch, device);
   check_device_available(device, "get_batch_on");
-#if EMBER_WITH_CUDA
   const DeviceCopy& dc = device_copy(device);
-  const int64_t batch = int64_t(indices.size()), channels = image_shape_[0];
+  const int64_t batch = int64_t(indices.size());
   Tensor idx = from_vector(std::vector<int64_t>(indices.begin(), indices.end())).to(device);
   Shape s = image_shape_;
   s.insert(s.begin(), batch);
   Batch out{empty(s, {.device = device}), empty({batch}, {.dtype = DType::i64, .device = device})};
-  cuda::DeviceGuard g(device.index);
-  cuda::gather_normalize_u8(dc.images.data<uint8_t>(), dc.labels.data<int64_t>(),
-                            idx.data<int64_t>(), batch, channels, row_ / channels,
-                            dc.table.data<float>(), out.images.data<float>(),
-                            out.labels.data<int64_t>(), cuda::current_stream(device.index));
+  gather_normalize_into(dc.images, dc.labels, idx, dc.table, out.images, out.labels);
   return out;
-#else
-  EMBER_THROW("get_batch_on: ember was built without CUDA");
-#endif
 }
 
 // ---- Subset

@@ -109,7 +109,7 @@ class ImageTensorDataset : public Dataset {
   Tensor labels_;  // (N) i64, contiguous
   Shape image_shape_;
   Normalize normalize_;
-  std::vector<float> table_;  // (C, 256)
+  Tensor table_;  // (C, 256) f32
   int64_t row_ = 0;           // C*H*W
 
  private:

@@ -5,12 +5,7 @@
 
 #include "autograd/grad_mode.h"
 #include "autograd/ops.h"
-#include "kernels/sgd.h"
 #include "nn/module.h"
-#include "tensor/layout.h"
-#if EMBER_WITH_CUDA
-#include "core/cuda/stream.h"
-#endif
 
 namespace ember::optim {
 
@@ -92,16 +87,6 @@ Tensor& SGD::update_target(size_t i) {
 
 void SGD::step() {
   NoGradGuard no_grad;
-#if EMBER_WITH_CUDA
-  // Device checks that have completed by now (no wait): a bad label or index surfaces here
-  // once the GPU has run its step, even in a loop that never calls item().
-  for (const Tensor& p : params_) {
-    if (p.device().is_cuda()) {
-      cuda::report_checks(p.device().index);
-      break;
-    }
-  }
-#endif
   const bool use_momentum = options_.momentum != 0.0;
   // Checks first, so a bad parameter changes nothing (no half-applied step, no momentum
   // buffer left uninitialized).
@@ -113,22 +98,13 @@ void SGD::step() {
                 "SGD: the gradient of parameter ", i, " (", g.shape_str(), ", ",
                 dtype_name(g.dtype()), ", ", g.device().str(), ") does not match it (",
                 p.shape_str(), ", ", dtype_name(p.dtype()), ", ", p.device().str(), ")");
-    // Parameters are contiguous when made by nn layers; the fused kernel needs that.
+    // Parameters are contiguous when made by nn layers; the fused update needs that.
     EMBER_CHECK(p.is_contiguous(), "SGD: parameter ", i, " ", p.shape_str(),
                 " must be contiguous for the fused update");
   }
-#if EMBER_WITH_CUDA
-  // CUDA parameters of one device, dtype and first-step state go in one multi-tensor
-  // launch sequence (instead of a launch per parameter).
-  struct Group {
-    int device;
-    DType dtype;
-    bool first;
-    std::vector<cuda::SgdSlice> slices;
-    TensorList keep;  // contiguous gradient copies, alive until queued
-  };
-  std::vector<Group> groups;
-#endif
+  // One fused update over every parameter with a gradient (sgd_update_, one dispatch).
+  TensorList targets, grads, bufs;
+  std::vector<bool> first;
   std::vector<size_t> rounded;  // 16-bit parameters, written from their masters at the end
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& param = params_[i];
@@ -136,41 +112,21 @@ void SGD::step() {
     if (!g.defined()) continue;
     Tensor& p = update_target(i);  // Note [16-bit parameters]
     if (!p.is_same(param)) rounded.push_back(i);
-    g = g.to(p.dtype()).contiguous();
     Tensor& buf = buffers_[i];
     // The parameter moved (Module::to) since the buffer was made: the buffer follows it.
     if (buf.defined() && (buf.device() != p.device() || buf.dtype() != p.dtype()))
       buf = buf.to(p.device(), p.dtype()).contiguous();
-    bool first = false;
+    bool is_new = false;
     if (use_momentum && !buf.defined()) {
       buf = empty(p.shape(), {.dtype = p.dtype(), .device = p.device()});
-      first = true;
+      is_new = true;
     }
-    void* bptr = use_momentum ? buf.data_ptr() : nullptr;
-    if (p.device().is_cpu()) {
-      SgdStepArgs args{options_, first};
-      cpu::sgd_step(p.dtype(), p.data_ptr(), g.data_ptr(), bptr, p.numel(), args);
-    } else {
-      check_device_available(p.device(), "SGD.step");
-#if EMBER_WITH_CUDA
-      Group* grp = nullptr;
-      for (Group& q : groups)
-        if (q.device == p.device().index && q.dtype == p.dtype() && q.first == first) grp = &q;
-      if (!grp) grp = &groups.emplace_back(Group{p.device().index, p.dtype(), first, {}, {}});
-      grp->slices.push_back({p.data_ptr(), g.data_ptr(), bptr, p.numel()});
-      grp->keep.push_back(g);
-#endif
-    }
-    p.bump_version();
-    if (use_momentum) buf.bump_version();
+    targets.push_back(p);
+    grads.push_back(g.to(p.dtype()).contiguous());
+    bufs.push_back(use_momentum ? buf : Tensor());
+    first.push_back(is_new);
   }
-#if EMBER_WITH_CUDA
-  for (const Group& q : groups) {
-    SgdStepArgs args{options_, q.first};
-    cuda::DeviceGuard guard(q.device);
-    cuda::sgd_step_multi(q.dtype, q.slices, args, cuda::current_stream(q.device));
-  }
-#endif
+  sgd_update_(targets, grads, bufs, first, options_);
   // Round the masters into their 16-bit parameters (queued after the updates on CUDA).
   for (size_t i : rounded) {
     params_[i].copy_(masters_[i]);

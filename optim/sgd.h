@@ -2,7 +2,7 @@
 // torch.optim.SGD, with a fused update kernel per device (kernels/sgd.h).
 #include <vector>
 
-#include "kernels/sgd.h"
+#include "autograd/ops.h"  // SgdOptions, sgd_update_
 #include "optim/optimizer.h"
 
 namespace ember::optim {

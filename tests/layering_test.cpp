@@ -5,6 +5,10 @@
 // core/ is the foundation (dtypes, half types, errors, devices, allocators, the CUDA context
 // and streams, strided layouts); kernels/ builds on core/ only; tensor/ on both. There are no
 // exceptions: any upward include fails this test, naming the file and the line.
+// A second rule keeps the op layer in the middle: only tensor/ and autograd/ (the ops, with
+// their one dispatch, Note [One dispatch]) call kernels. Above them (nn, optim, data, ...) a
+// file may include only kernels' pure math headers (*_math.h, philox.h), shared with tests and
+// references; an optimizer update or a batch transform is an op (issue 11).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -60,4 +64,32 @@ TEST(Layering, NoFolderIncludesAHigherOne) {
   std::string all;
   for (const std::string& v : violations) all += "\n  " + v;
   EXPECT_TRUE(violations.empty()) << violations.size() << " upward include(s):" << all;
+}
+
+TEST(Layering, OnlyTheOpLayerCallsKernels) {
+  const fs::path root = EMBER_SOURCE_DIR;
+  const std::regex inc(R"(^\s*#\s*include\s+"kernels/([^"]+)\")");
+  const std::regex pure(R"(([a-z_]+_math|philox)\.h)");
+  std::vector<std::string> violations;
+  size_t checked = 0;
+  for (const std::string& layer : kLayers) {
+    if (rank_of(layer) <= rank_of("autograd")) continue;  // core, kernels, tensor, autograd
+    for (const auto& e : fs::recursive_directory_iterator(root / layer)) {
+      const std::string ext = e.path().extension().string();
+      if (!e.is_regular_file() || (ext != ".h" && ext != ".cpp" && ext != ".cu" && ext != ".cuh")) continue;
+      ++checked;
+      std::ifstream in(e.path());
+      std::string line;
+      for (int n = 1; std::getline(in, line); ++n) {
+        std::smatch m;
+        if (std::regex_search(line, m, inc) && !std::regex_match(std::string(m[1]), pure))
+          violations.push_back(fs::relative(e.path(), root).string() + ":" + std::to_string(n) + " includes kernels/" +
+                               std::string(m[1]) + " (call the op in autograd/ops.h instead)");
+      }
+    }
+  }
+  EXPECT_GT(checked, 50u);
+  std::string all;
+  for (const std::string& v : violations) all += "\n  " + v;
+  EXPECT_TRUE(violations.empty()) << violations.size() << " kernel include(s) above the op layer:" << all;
 }

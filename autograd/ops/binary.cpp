@@ -1,6 +1,8 @@
 // Elementwise binary ops with NumPy broadcasting and type promotion, where(), the in-place
 // forms and the operators; backward reduces broadcast dims with sum_to.
 #include <cmath>
+#include <functional>
+#include <utility>
 
 #include "autograd/autocast.h"
 #include "autograd/node.h"
@@ -68,43 +70,48 @@ Tensor binary_forward(BinaryOp op, const Tensor& a_in, const Tensor& b_in, doubl
 /// a && b for bool tensors (broadcast).
 Tensor logical_and_(const Tensor& a, const Tensor& b) { return ne(mul(a, b), 0.0); }
 
-struct BinaryBackward : autograd::Node {
-  BinaryOp op;
-  double alpha = 1.0;
-  autograd::SavedTensor a, b, out;
-  Shape a_shape, b_shape;
-  DType a_dtype, b_dtype;
-  std::string name() const override { return std::string(binary_name(op)) + "Backward"; }
-  void release_saved() override {
-    a.reset();
-    b.reset();
-    out.reset();
-  }
-  TensorList apply(TensorList&& grads) override {
-    const Tensor& g = grads[0];
-    if (!g.defined()) return {Tensor(), Tensor()};
-    bool need_a = next[0].valid(), need_b = next[1].valid();
-    Tensor A = a.unpack(*this), B = b.unpack(*this);
-    Tensor ga, gb;
-    switch (op) {
-      case BinaryOp::add:
-        if (need_a) ga = g;
-        if (need_b) gb = alpha == 1.0 ? g : g * alpha;
-        break;
-      case BinaryOp::sub:
-        if (need_a) ga = g;
-        if (need_b) gb = alpha == 1.0 ? neg(g) : g * (-alpha);
-        break;
-      case BinaryOp::mul:
-        if (need_a) ga = g * B;
-        if (need_b) gb = g * A;
-        break;
-      case BinaryOp::div:
-        if (need_a) ga = g / B;
-        if (need_b) gb = -(g * A) / (B * B);
-        break;
-      case BinaryOp::pow:
-        // As PyTorch's pow_backward_self / pow_backward_exponent.
+// Note [Saved next to the formula]: each case of binary_formula saves exactly the tensors its
+// own backward formula reads, in the same few lines, and the lambda it returns captures them:
+// what a backward keeps cannot drift from what it uses. need_a / need_b (whether each input
+// wants a gradient) are known when the node is made, so a case saves only what the wanted
+// gradients read (mul's a when b needs a gradient, and so on). The node drops the lambda,
+// and with it the saved tensors, when it has run (release_saved).
+using BinaryGrads = std::pair<Tensor, Tensor>;
+using BinaryFormula = std::function<BinaryGrads(const autograd::Node& self, const Tensor& g)>;
+
+BinaryFormula binary_formula(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, double alpha,
+                             bool need_a, bool need_b) {
+  using autograd::SavedTensor;
+  using autograd::Node;
+  // A saved tensor only when the gradient that reads it is wanted.
+  auto keep_if = [](bool wanted, const Tensor& t) { return wanted ? SavedTensor(t) : SavedTensor(); };
+  switch (op) {
+    case BinaryOp::add:
+      return [=](const Node&, const Tensor& g) -> BinaryGrads {
+        return {need_a ? g : Tensor(), need_b ? (alpha == 1.0 ? g : g * alpha) : Tensor()};
+      };
+    case BinaryOp::sub:
+      return [=](const Node&, const Tensor& g) -> BinaryGrads {
+        return {need_a ? g : Tensor(), need_b ? (alpha == 1.0 ? neg(g) : g * (-alpha)) : Tensor()};
+      };
+    case BinaryOp::mul: {
+      SavedTensor sa = keep_if(need_b, a), sb = keep_if(need_a, b);
+      return [=](const Node& self, const Tensor& g) -> BinaryGrads {
+        return {need_a ? g * sb.unpack(self) : Tensor(), need_b ? g * sa.unpack(self) : Tensor()};
+      };
+    }
+    case BinaryOp::div: {
+      SavedTensor sa = keep_if(need_b, a), sb = b;
+      return [=](const Node& self, const Tensor& g) -> BinaryGrads {
+        Tensor B = sb.unpack(self);
+        return {need_a ? g / B : Tensor(), need_b ? -(g * sa.unpack(self)) / (B * B) : Tensor()};
+      };
+    }
+    case BinaryOp::pow: {
+      // As PyTorch's pow_backward_self / pow_backward_exponent.
+      SavedTensor sa = a, sb = b, sout = keep_if(need_b, out);
+      return [=](const Node& self, const Tensor& g) -> BinaryGrads {
+        Tensor A = sa.unpack(self), B = sb.unpack(self), ga, gb;
         if (need_a) {
           // b a^(b-1), and 0 where b == 0 (a^0 is constant): at a = 0 the formula would
           // give 0 * 0^-1 = NaN.
@@ -113,22 +120,40 @@ struct BinaryBackward : autograd::Node {
         }
         if (need_b) {
           // a^b log a, and 0 where a == 0 and b >= 0 (the limit; 0 * log 0 would be NaN).
-          Tensor d = g * out.unpack(*this) * log(A);
+          Tensor d = g * sout.unpack(self) * log(A);
           gb = where(logical_and_(eq(A, 0.0), ge(B, 0.0)), zeros_like(d), d);
         }
-        break;
-      case BinaryOp::maximum:
-      case BinaryOp::minimum: {
-        // Ties split the gradient evenly, as PyTorch does.
-        Tensor win_a = (op == BinaryOp::maximum ? gt(A, B) : lt(A, B)).to(g.dtype());
-        Tensor tie = eq(A, B).to(g.dtype()) * 0.5;
-        if (need_a) ga = g * (win_a + tie);
-        if (need_b) gb = g * (rsub(win_a, 1.0) - tie);
-        break;
-      }
-      default:
-        EMBER_THROW(name(), ": not differentiable");
+        return {ga, gb};
+      };
     }
+    case BinaryOp::maximum:
+    case BinaryOp::minimum: {
+      // Ties split the gradient evenly, as PyTorch does.
+      const bool is_max = op == BinaryOp::maximum;
+      SavedTensor sa = a, sb = b;
+      return [=](const Node& self, const Tensor& g) -> BinaryGrads {
+        Tensor A = sa.unpack(self), B = sb.unpack(self);
+        Tensor win_a = (is_max ? gt(A, B) : lt(A, B)).to(g.dtype());
+        Tensor tie = eq(A, B).to(g.dtype()) * 0.5;
+        return {need_a ? g * (win_a + tie) : Tensor(), need_b ? g * (rsub(win_a, 1.0) - tie) : Tensor()};
+      };
+    }
+    default:
+      EMBER_THROW(binary_name(op), ": not differentiable");
+  }
+}
+
+struct BinaryBackward : autograd::Node {
+  BinaryOp op;
+  BinaryFormula formula;  // with the tensors it saved (Note [Saved next to the formula])
+  Shape a_shape, b_shape;
+  DType a_dtype, b_dtype;
+  std::string name() const override { return std::string(binary_name(op)) + "Backward"; }
+  void release_saved() override { formula = nullptr; }
+  TensorList apply(TensorList&& grads) override {
+    const Tensor& g = grads[0];
+    if (!g.defined()) return {Tensor(), Tensor()};
+    auto [ga, gb] = formula(*this, g);
     if (ga.defined()) ga = autograd::sum_to(ga, a_shape).to(a_dtype);
     if (gb.defined()) gb = autograd::sum_to(gb, b_shape).to(b_dtype);
     return {ga, gb};
@@ -140,34 +165,11 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b, double alpha = 1
   if (is_comparison(op) || !is_floating(out.dtype())) return out;
   if (auto node = autograd::make_node<BinaryBackward>({a, b})) {
     node->op = op;
-    node->alpha = alpha;
     node->a_shape = a.shape();
     node->b_shape = b.shape();
     node->a_dtype = a.dtype();
     node->b_dtype = b.dtype();
-    bool need_a = node->next[0].valid(), need_b = node->next[1].valid();
-    switch (op) {
-      case BinaryOp::mul:
-        if (need_a) node->b = b;
-        if (need_b) node->a = a;
-        break;
-      case BinaryOp::div:
-        node->b = b;
-        if (need_b) node->a = a;
-        break;
-      case BinaryOp::pow:
-        node->a = a;
-        node->b = b;
-        if (need_b) node->out = out;
-        break;
-      case BinaryOp::maximum:
-      case BinaryOp::minimum:
-        node->a = a;
-        node->b = b;
-        break;
-      default:
-        break;
-    }
+    node->formula = binary_formula(op, a, b, out, alpha, node->next[0].valid(), node->next[1].valid());
     autograd::set_history(out, node);
   }
   return out;
