@@ -9,6 +9,8 @@
 #include "data/loader.h"
 #include "data/mnist.h"
 #include "data/cifar10.h"
+#include "data/augment.h"
+#include "data/image_folder.h"
 #include "dist/dist.h"
 #include "io/safetensors.h"
 #include "nn/nn.h"

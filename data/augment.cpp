@@ -46,8 +46,13 @@ AugmentedDataset::AugmentedDataset(std::shared_ptr<const Dataset> base, AugmentO
     : base_(std::move(base)), options_(std::move(options)), seed_(seed) {
   EMBER_CHECK(base_ != nullptr, "AugmentedDataset: no base dataset");
   EMBER_CHECK(options_.padding >= 0, "AugmentedDataset: padding must be >= 0, got ", options_.padding);
-  Shape s = base_->image_shape();
-  EMBER_CHECK(s.size() == 3, "AugmentedDataset: expected images of shape (C, H, W), got rank ", s.size());
+  const std::vector<Field> fs = base_->fields();
+  const Field image = base_->field("image");  // throws naming the fields when there is none
+  for (size_t k = 0; k < fs.size(); ++k)
+    if (fs[k].name == "image") image_field_ = k;
+  const Shape& s = image.shape;
+  EMBER_CHECK(image.dtype == DType::f32 && s.size() == 3, "AugmentedDataset: expected an 'image' field of f32 (C, H, W), got ",
+              dtype_name(image.dtype), " ", shape_str(s));
   EMBER_CHECK(base_->size() <= (int64_t(1) << 32), "AugmentedDataset: at most 2^32 samples (the Philox counter's "
               "index half), got ", base_->size());
   // Normalized value of a black pixel (u8 0) per channel: entry 0 of each channel's table.
@@ -55,30 +60,25 @@ AugmentedDataset::AugmentedDataset(std::shared_ptr<const Dataset> base, AugmentO
   for (int64_t c = 0; c < s[0]; ++c) fill_.push_back(table[size_t(c * 256)]);
 }
 
-void AugmentedDataset::fill_batch(std::span<const int64_t> indices, float* images, int64_t* labels) const {
-  fill_batch_epoch(indices, 0, images, labels);
-}
-
 CropFlipArgs AugmentedDataset::args(int64_t epoch) const {
   EMBER_CHECK(epoch >= 0, "AugmentedDataset: epoch must be >= 0, got ", epoch);
   return {.seed = seed_, .epoch = epoch, .padding = options_.padding, .hflip = options_.hflip};
 }
 
-void AugmentedDataset::fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
-                                        int64_t* labels) const {
-  Shape s = base_->image_shape();
-  const int64_t row = s[0] * s[1] * s[2];
-  for (int64_t i : indices)
-    EMBER_CHECK(i >= 0 && i < size(), "AugmentedDataset: index ", i, " out of range for a dataset of ", size(),
-                " samples");
+void AugmentedDataset::fill(std::span<const int64_t> indices, int64_t epoch, const TensorList& out) const {
+  check_indices(indices, "AugmentedDataset");
+  check_out(int64_t(indices.size()), out, "AugmentedDataset::fill");
   const CropFlipArgs a = args(epoch);
-  std::vector<float> plain(indices.size() * size_t(row));
-  base_->fill_batch_epoch(indices, epoch, plain.data(), labels);
+  // The base writes every field in place but the image, which goes to a scratch buffer
+  // first: crop + flip reads it whole while writing the loader's buffer.
+  TensorList base_out = out;
+  Tensor& plain = base_out[image_field_];
+  plain = empty(plain.shape());
+  base_->fill(indices, epoch, base_out);
   const int64_t n = int64_t(indices.size());
-  const Shape bs{n, s[0], s[1], s[2]};
-  // The loader's buffers, viewed as tensors (no copy) for the op.
-  crop_flip_into(from_blob(plain.data(), bs), from_blob(const_cast<int64_t*>(indices.data()), {n}, {.dtype = DType::i64}),
-                 a, fill_on(kCPU), from_blob(images, bs));
+  // The loader's index list, viewed as a tensor (no copy) for the op.
+  crop_flip_into(plain, from_blob(const_cast<int64_t*>(indices.data()), {n}, {.dtype = DType::i64}), a, fill_on(kCPU),
+                 out[image_field_]);
 }
 
 Tensor AugmentedDataset::fill_on(Device device) const {
@@ -90,17 +90,16 @@ Tensor AugmentedDataset::fill_on(Device device) const {
 }
 
 Batch AugmentedDataset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
-  for (int64_t i : indices)
-    EMBER_CHECK(i >= 0 && i < size(), "AugmentedDataset: index ", i, " out of range for a dataset of ", size(),
-                " samples");
-  if (device.is_cpu()) return Dataset::get_batch_on(indices, epoch, device);  // fill_batch_epoch
+  check_indices(indices, "AugmentedDataset");
+  if (device.is_cpu()) return Dataset::get_batch_on(indices, epoch, device);  // fill
   const CropFlipArgs a = args(epoch);
-  Batch plain = base_->get_batch_on(indices, epoch, device);
+  Batch b = base_->get_batch_on(indices, epoch, device);
   Tensor keys = from_vector(std::vector<int64_t>(indices.begin(), indices.end())).to(device);
-  const Tensor fill = fill_on(device);
-  Tensor out = empty(plain.images.shape(), {.device = device});
-  crop_flip_into(plain.images, keys, a, fill, out);
-  return {out, plain.labels};
+  Tensor& image = b["image"];
+  Tensor out = empty(image.shape(), {.device = device});
+  crop_flip_into(image, keys, a, fill_on(device), out);
+  image = out;
+  return b;
 }
 
 }  // namespace ember::data

@@ -7,12 +7,12 @@
 // wrapped dataset. They depend on nothing else: not on the batch, the number of loader
 // workers or the order batches are made in, so a resumed run (which restores the loader's
 // epoch and batch) sees exactly the augmented images the uninterrupted run would have seen.
-// The epoch reaches the dataset through Dataset::fill_batch_epoch, which the DataLoader
+// The epoch reaches the dataset through Dataset::fill, which the DataLoader
 // calls with the epoch of each batch's pass; there is no mutable epoch in the dataset that
 // prefetching workers could read at the wrong time.
 //
 // Note [Batches on the device]: a batch of an AugmentedDataset is, in one place
-// (AugmentedDataset::get_batch_on, and fill_batch_epoch for the CPU loader's raw buffers),
+// (AugmentedDataset::get_batch_on, and fill for the CPU loader's buffers),
 //   plain = base.get_batch_on(indices, epoch, device)   // gather + normalize
 //   out   = crop_flip(plain, seed, epoch, keys = indices, fill = normalized black)
 // on whichever device the batch is made. The CPU and CUDA crop_flip
@@ -57,16 +57,14 @@ AugmentParams augment_params(uint64_t seed, int64_t epoch, int64_t index, const 
 void augment_image(const float* src, float* dst, int64_t channels, int64_t height, int64_t width,
                    int64_t padding, const AugmentParams& params, const float* fill);
 
-/// `base` with every sample randomly cropped and flipped, differently each epoch.
-/// fill_batch (no epoch) gives the augmentation of epoch 0.
+/// `base` with the "image" field of every sample (f32 (C, H, W)) randomly cropped and
+/// flipped, differently each epoch; its other fields pass through unchanged.
 class AugmentedDataset : public Dataset {
  public:
   AugmentedDataset(std::shared_ptr<const Dataset> base, AugmentOptions options, uint64_t seed);
   int64_t size() const override { return base_->size(); }
-  Shape image_shape() const override { return base_->image_shape(); }
-  void fill_batch(std::span<const int64_t> indices, float* images, int64_t* labels) const override;
-  void fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
-                        int64_t* labels) const override;
+  std::vector<Field> fields() const override { return base_->fields(); }
+  void fill(std::span<const int64_t> indices, int64_t epoch, const TensorList& out) const override;
   /// On the device when the base gathers there (Note [Batches on the device]).
   bool supports_device_batches() const override { return base_->supports_device_batches(); }
   Batch get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const override;
@@ -77,6 +75,7 @@ class AugmentedDataset : public Dataset {
   CropFlipArgs args(int64_t epoch) const;
   Tensor fill_on(Device device) const;  // fill_ on `device`, uploaded once
   std::shared_ptr<const Dataset> base_;
+  size_t image_field_ = 0;  // the position of "image" in the base's fields
   AugmentOptions options_;
   uint64_t seed_;
   std::vector<float> fill_;  // per channel

@@ -2,6 +2,9 @@
 #include "data/dataset.h"
 
 #include <cmath>
+#include <cstring>
+#include <set>
+#include <type_traits>
 
 #include "autograd/ops.h"
 #include "tensor/layout.h"  // check_device_available
@@ -23,36 +26,136 @@ std::vector<float> Normalize::table(int64_t channels) const {
   return t;
 }
 
+// ---- Batch
+
+Batch::Batch(Tensor images, Tensor labels) {
+  fields_.emplace_back("image", std::move(images));
+  fields_.emplace_back("label", std::move(labels));
+}
+
+namespace {
+template <class Fields>
+std::string field_names(const Fields& fields) {
+  std::string s;
+  for (const auto& f : fields) {
+    if (!s.empty()) s += ", ";
+    if constexpr (std::is_same_v<std::decay_t<decltype(f)>, Field>) s += f.name;
+    else s += f.first;
+  }
+  return s.empty() ? "none" : s;
+}
+}  // namespace
+
+Tensor& Batch::operator[](std::string_view name) {
+  for (auto& [n, t] : fields_)
+    if (n == name) return t;
+  EMBER_THROW("Batch: no field '", name, "' (its fields: ", field_names(fields_), ")");
+}
+const Tensor& Batch::operator[](std::string_view name) const { return const_cast<Batch&>(*this)[name]; }
+
+bool Batch::has(std::string_view name) const {
+  for (const auto& f : fields_)
+    if (f.first == name) return true;
+  return false;
+}
+
+void Batch::set(std::string name, Tensor t) {
+  for (auto& [n, old] : fields_) {
+    if (n == name) {
+      old = std::move(t);
+      return;
+    }
+  }
+  fields_.emplace_back(std::move(name), std::move(t));
+}
+
+int64_t Batch::size() const {
+  if (fields_.empty() || !fields_[0].second.defined() || fields_[0].second.dim() == 0) return 0;
+  return fields_[0].second.size(0);
+}
+
+Batch Batch::to(Device device) const {
+  Batch b;
+  for (const auto& [n, t] : fields_) b.fields_.emplace_back(n, t.defined() ? t.to(device) : t);
+  return b;
+}
+
+// ---- Dataset
+
 void Dataset::check_index(int64_t i, const char* who) const {
   EMBER_CHECK(i >= 0 && i < size(), who, ": index ", i, " out of range for a dataset of ", size(),
               " samples");
 }
 
-Example Dataset::get(int64_t i) const {
-  check_index(i, "Dataset::get");
+void Dataset::check_indices(std::span<const int64_t> indices, const char* who) const {
+  for (int64_t i : indices) check_index(i, who);
+}
+
+Field Dataset::field(std::string_view name) const {
+  const std::vector<Field> fs = fields();
+  for (const Field& f : fs)
+    if (f.name == name) return f;
+  EMBER_THROW("Dataset: no field '", name, "' (its fields: ", field_names(fs), ")");
+}
+
+TensorList Dataset::allocate(int64_t batch) const {
+  TensorList out;
+  for (const Field& f : fields()) {
+    Shape s = f.shape;
+    s.insert(s.begin(), batch);
+    out.push_back(empty(s, {.dtype = f.dtype}));
+  }
+  return out;
+}
+
+void Dataset::check_out(int64_t batch, const TensorList& out, const char* who) const {
+  const std::vector<Field> fields = this->fields();
+  EMBER_CHECK(out.size() == fields.size(), who, ": expected ", fields.size(), " output tensors (", field_names(fields),
+              "), got ", out.size());
+  for (size_t k = 0; k < fields.size(); ++k) {
+    const Field& f = fields[k];
+    Shape s = f.shape;
+    s.insert(s.begin(), batch);
+    const Tensor& t = out[k];
+    EMBER_CHECK(t.defined() && t.device().is_cpu() && t.dtype() == f.dtype && t.shape() == s && t.is_contiguous(),
+                who, ": field '", f.name, "' needs a contiguous CPU ", dtype_name(f.dtype), " tensor of shape ",
+                shape_str(s), ", got ",
+                t.defined() ? std::string(dtype_name(t.dtype())) + " " + t.shape_str() + " on " + t.device().str()
+                            : std::string("an undefined tensor"));
+  }
+}
+
+Batch Dataset::get_batch(std::span<const int64_t> indices) const {
+  return Dataset::get_batch_on(indices, 0, kCPU);
+}
+
+Batch Dataset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
+  check_indices(indices, "Dataset::get_batch_on");
+  const std::vector<Field> fs = fields();
+  TensorList out = allocate(int64_t(indices.size()));
+  fill(indices, epoch, out);
+  Batch b;
+  for (size_t k = 0; k < fs.size(); ++k) b.set(fs[k].name, out[k]);
+  return device.is_cpu() ? b : b.to(device);
+}
+
+// ---- ImageDataset
+
+std::vector<Field> ImageDataset::fields() const {
+  return {{"image", DType::f32, image_shape()}, {"label", DType::i64, {}}};
+}
+
+void ImageDataset::fill(std::span<const int64_t> indices, int64_t epoch, const TensorList& out) const {
+  check_out(int64_t(indices.size()), out, "ImageDataset::fill");
+  fill_batch_epoch(indices, epoch, out[0].data<float>(), out[1].data<int64_t>());
+}
+
+Example ImageDataset::get(int64_t i) const {
+  check_index(i, "ImageDataset::get");
   Tensor img = empty(image_shape());
   int64_t label = 0;
   fill_batch(std::span<const int64_t>(&i, 1), img.data<float>(), &label);
   return {img, label};
-}
-
-Batch Dataset::get_batch(std::span<const int64_t> indices) const {
-  for (int64_t i : indices) check_index(i, "Dataset::get_batch");
-  Shape s = image_shape();
-  s.insert(s.begin(), int64_t(indices.size()));
-  Batch b{empty(s), empty({int64_t(indices.size())}, {.dtype = DType::i64})};
-  fill_batch(indices, b.images.data<float>(), b.labels.data<int64_t>());
-  return b;
-}
-
-Batch Dataset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
-  for (int64_t i : indices) check_index(i, "Dataset::get_batch_on");
-  Shape s = image_shape();
-  s.insert(s.begin(), int64_t(indices.size()));
-  Batch b{empty(s), empty({int64_t(indices.size())}, {.dtype = DType::i64})};
-  fill_batch_epoch(indices, epoch, b.images.data<float>(), b.labels.data<int64_t>());
-  if (device.is_cpu()) return b;
-  return {b.images.to(device), b.labels.to(device)};
 }
 
 // ---- ImageTensorDataset
@@ -76,14 +179,6 @@ ImageTensorDataset::ImageTensorDataset(Tensor images, Tensor labels, Shape image
   images_ = images.cpu().contiguous();
   labels_ = labels.cpu().contiguous();
   table_ = from_vector(normalize_.table(image_shape_[0]));
-}
-
-void ImageTensorDataset::check_indices(std::span<const int64_t> indices, const char* who) const {
-  const int64_t n = size();
-  for (int64_t i : indices) {
-    EMBER_CHECK(i >= 0 && i < n, who, ": index ", i, " out of range for a dataset of ", n,
-                " samples");
-  }
 }
 
 void ImageTensorDataset::fill_batch(std::span<const int64_t> indices, float* images,
@@ -127,8 +222,75 @@ Batch ImageTensorDataset::get_batch_on(std::span<const int64_t> indices, int64_t
   Shape s = image_shape_;
   s.insert(s.begin(), batch);
   Batch out{empty(s, {.device = device}), empty({batch}, {.dtype = DType::i64, .device = device})};
-  gather_normalize_into(dc.images, dc.labels, idx, dc.table, out.images, out.labels);
+  gather_normalize_into(dc.images, dc.labels, idx, dc.table, out.images(), out.labels());
   return out;
+}
+
+// ---- TensorDataset
+
+TensorDataset::TensorDataset(std::vector<std::pair<std::string, Tensor>> fields) {
+  EMBER_CHECK(!fields.empty(), "TensorDataset: no fields");
+  std::set<std::string> names;
+  for (auto& [name, t] : fields) {
+    EMBER_CHECK(!name.empty(), "TensorDataset: a field has an empty name");
+    EMBER_CHECK(names.insert(name).second, "TensorDataset: field '", name, "' given twice");
+    EMBER_CHECK(t.defined() && t.dim() >= 1, "TensorDataset: field '", name,
+                "' must be a tensor with a first (sample) dim, got ", t.defined() ? t.shape_str() : "undefined");
+    if (names.size() == 1) n_ = t.size(0);
+    EMBER_CHECK(t.size(0) == n_, "TensorDataset: field '", name, "' has ", t.size(0), " samples, the first field ",
+                n_);
+    fields_.emplace_back(name, t.detach().cpu().contiguous());
+  }
+}
+
+std::vector<Field> TensorDataset::fields() const {
+  std::vector<Field> out;
+  for (const auto& [name, t] : fields_) {
+    Shape s = t.shape();
+    s.erase(s.begin());
+    out.push_back({name, t.dtype(), s});
+  }
+  return out;
+}
+
+const Tensor& TensorDataset::tensor(std::string_view name) const {
+  for (const auto& [n, t] : fields_)
+    if (n == name) return t;
+  EMBER_THROW("TensorDataset: no field '", name, "' (its fields: ", field_names(fields_), ")");
+}
+
+void TensorDataset::fill(std::span<const int64_t> indices, int64_t epoch, const TensorList& out) const {
+  (void)epoch;
+  check_indices(indices, "TensorDataset::fill");
+  check_out(int64_t(indices.size()), out, "TensorDataset::fill");
+  for (size_t k = 0; k < fields_.size(); ++k) {
+    const Tensor& t = fields_[k].second;
+    const size_t row = size_t(n_ > 0 ? t.nbytes() / n_ : 0);
+    const char* src = static_cast<const char*>(t.data_ptr());
+    char* dst = static_cast<char*>(out[k].data_ptr());
+    for (size_t b = 0; b < indices.size(); ++b) std::memcpy(dst + b * row, src + size_t(indices[b]) * row, row);
+  }
+}
+
+const TensorList& TensorDataset::on_device(Device device) const {
+  std::lock_guard<std::mutex> lock(device_mu_);
+  for (const auto& [d, copies] : device_copies_)
+    if (d == device) return copies;
+  TensorList copies;
+  for (const auto& f : fields_) copies.push_back(f.second.to(device));
+  device_copies_.emplace_back(device, std::move(copies));
+  return device_copies_.back().second;
+}
+
+Batch TensorDataset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
+  if (device.is_cpu()) return Dataset::get_batch_on(indices, epoch, device);
+  check_indices(indices, "TensorDataset::get_batch_on");
+  check_device_available(device, "TensorDataset::get_batch_on");
+  const TensorList& copies = on_device(device);
+  Tensor idx = from_vector(std::vector<int64_t>(indices.begin(), indices.end())).to(device);
+  Batch b;
+  for (size_t k = 0; k < fields_.size(); ++k) b.set(fields_[k].first, index_select(copies[k], 0, idx));
+  return b;
 }
 
 // ---- Subset
@@ -161,22 +323,12 @@ std::vector<int64_t> Subset::map(std::span<const int64_t> indices) const {
   return mapped;
 }
 
-void Subset::fill_batch(std::span<const int64_t> indices, float* images, int64_t* labels) const {
-  base_->fill_batch(map(indices), images, labels);
-}
-
-void Subset::fill_batch_epoch(std::span<const int64_t> indices, int64_t epoch, float* images,
-                              int64_t* labels) const {
-  base_->fill_batch_epoch(map(indices), epoch, images, labels);
+void Subset::fill(std::span<const int64_t> indices, int64_t epoch, const TensorList& out) const {
+  base_->fill(map(indices), epoch, out);
 }
 
 Batch Subset::get_batch_on(std::span<const int64_t> indices, int64_t epoch, Device device) const {
   return base_->get_batch_on(map(indices), epoch, device);
-}
-
-Example Subset::get(int64_t i) const {
-  check_index(i, "Subset::get");
-  return base_->get(indices_[size_t(i)]);
 }
 
 }  // namespace ember::data

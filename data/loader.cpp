@@ -110,15 +110,22 @@ void DataLoader::load_state(const LoaderState& s) {
 Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t b) const {
   const int64_t start = b * opt_.batch_size;
   const int64_t n = std::min<int64_t>(opt_.batch_size, int64_t(order.size()) - start);
-  Shape s = dataset_->image_shape();
-  s.insert(s.begin(), n);
+  // One (n, ...) host tensor per field (Note [Named fields]), pinned when bound for a GPU.
+  const std::vector<Field> fields = dataset_->fields();
   Batch out;
 #if EMBER_WITH_CUDA
-  if (pinned_) out = detail::pinned_batch(pinned_, s);
+  if (pinned_) out = detail::pinned_batch(pinned_, fields, n);
 #endif
-  if (!out.images.defined()) out = {empty(s), empty({n}, {.dtype = DType::i64})};
-  dataset_->fill_batch_epoch(std::span<const int64_t>(order.data() + start, size_t(n)), epoch,
-                             out.images.data<float>(), out.labels.data<int64_t>());
+  if (out.fields().empty()) {
+    for (const Field& f : fields) {
+      Shape s = f.shape;
+      s.insert(s.begin(), n);
+      out.set(f.name, empty(s, {.dtype = f.dtype}));
+    }
+  }
+  TensorList bufs;
+  for (const auto& field : out.fields()) bufs.push_back(field.second);
+  dataset_->fill(std::span<const int64_t>(order.data() + start, size_t(n)), epoch, bufs);
   return out;
 }
 
@@ -127,7 +134,7 @@ Batch DataLoader::to_device(Batch b) const {
 #if EMBER_WITH_CUDA
   if (pinned_) return detail::copy_to_device_async(*pinned_, b, opt_.device.index);
 #endif
-  return {b.images.to(opt_.device), b.labels.to(opt_.device)};
+  return b.to(opt_.device);
 }
 
 void DataLoader::start_pass() {

@@ -13,10 +13,10 @@ class PinnedPool;
 
 std::shared_ptr<PinnedPool> make_pinned_pool(int device);
 
-/// A host batch (images `image_shape` f32 with B = image_shape[0], labels (B) i64) whose
-/// tensors share one pinned buffer from `pool`; the buffer goes back to the pool when
-/// both tensors are gone.
-Batch pinned_batch(const std::shared_ptr<PinnedPool>& pool, const Shape& image_shape);
+/// A host batch of `batch` samples of `fields` (one (batch, ...) tensor each) whose tensors
+/// share one pinned buffer from `pool`; the buffer goes back to the pool when all of them
+/// are gone.
+Batch pinned_batch(const std::shared_ptr<PinnedPool>& pool, const std::vector<Field>& fields, int64_t batch);
 
 /// Device copies of a batch made by pinned_batch, queued with cudaMemcpyAsync on the
 /// device's current stream (so later ops on that stream see the data). Returns at once.

@@ -91,7 +91,7 @@ TEST(Augment, DatasetAppliesTheParamsOfEachSample) {
   const int64_t row = 60;
   std::vector<float> got(idx.size() * row), want(row), raw(row);
   std::vector<int64_t> labels(idx.size()), l1(1);
-  aug.fill_batch_epoch(idx, 5, got.data(), labels.data());
+  test::fill_images(aug, idx, 5, got.data(), labels.data());
   float fills[2] = {fill, fill};
   for (size_t b = 0; b < idx.size(); ++b) {
     EXPECT_EQ(labels[b], idx[b] % 10);
@@ -99,14 +99,13 @@ TEST(Augment, DatasetAppliesTheParamsOfEachSample) {
     augment_image(raw.data(), want.data(), 2, 5, 6, 2, augment_params(99, 5, idx[b], aug.options()), fills);
     EXPECT_EQ(std::vector<float>(got.begin() + b * row, got.begin() + (b + 1) * row), want) << b;
   }
-  // Another epoch gives other images; fill_batch is epoch 0.
-  std::vector<float> other(idx.size() * row), zero(idx.size() * row), zero2(idx.size() * row);
-  aug.fill_batch_epoch(idx, 6, other.data(), labels.data());
+  // Another epoch gives other images; get_batch (no epoch) is epoch 0.
+  std::vector<float> other(idx.size() * row), zero(idx.size() * row);
+  test::fill_images(aug, idx, 6, other.data(), labels.data());
   EXPECT_NE(other, got);
-  aug.fill_batch(idx, zero.data(), labels.data());
-  aug.fill_batch_epoch(idx, 0, zero2.data(), labels.data());
-  EXPECT_EQ(zero, zero2);
-  EXPECT_ERROR(aug.fill_batch_epoch(std::vector<int64_t>{12}, 0, got.data(), labels.data()), "out of range");
+  test::fill_images(aug, idx, 0, zero.data(), labels.data());
+  EXPECT_EQ(aug.get_batch(idx).images().to_vector<float>(), zero);
+  EXPECT_ERROR(test::fill_images(aug, std::vector<int64_t>{12}, 0, got.data(), labels.data()), "out of range");
 }
 
 TEST(Augment, LoaderWorkersGiveTheSameBatchesAsNone) {
@@ -116,12 +115,12 @@ TEST(Augment, LoaderWorkersGiveTheSameBatchesAsNone) {
     std::vector<std::vector<float>> out;
     for (int64_t e = 0; e < 3; ++e) {
       loader.set_epoch(e);
-      for (Batch& b : loader) out.push_back(b.images.to_vector<float>());
+      for (Batch& b : loader) out.push_back(b.images().to_vector<float>());
     }
     // Resume mid-epoch: position (2, 3) delivers the same batches.
     DataLoader resumed(aug, {.batch_size = 8, .shuffle = true, .seed = 11, .num_workers = workers});
     resumed.load_state({2, 3, 11});
-    for (Batch& b : resumed) out.push_back(b.images.to_vector<float>());
+    for (Batch& b : resumed) out.push_back(b.images().to_vector<float>());
     return out;
   };
   auto sync = run(0);
@@ -136,10 +135,10 @@ TEST(Augment, LoaderWorkersGiveTheSameBatchesAsNone) {
     seq.set_epoch(4);
     std::vector<int64_t> first{0, 1, 2, 3, 4, 5, 6, 7}, labels(8);
     std::vector<float> want(8 * 60);
-    aug->fill_batch_epoch(first, 4, want.data(), labels.data());
-    EXPECT_EQ(seq.next()->images.to_vector<float>(), want) << workers;
-    aug->fill_batch_epoch(first, 0, want.data(), labels.data());
-    EXPECT_NE(seq.next()->images.to_vector<float>(), want) << workers;  // batch 1, not epoch 0's batch 0
+    test::fill_images(*aug, first, 4, want.data(), labels.data());
+    EXPECT_EQ(seq.next()->images().to_vector<float>(), want) << workers;
+    test::fill_images(*aug, first, 0, want.data(), labels.data());
+    EXPECT_NE(seq.next()->images().to_vector<float>(), want) << workers;  // batch 1, not epoch 0's batch 0
   }
 }
 
@@ -149,7 +148,7 @@ TEST(Augment, SubsetPassesTheEpochThrough) {
   std::vector<int64_t> idx{4, 9};
   std::vector<float> a(120), b(120);
   std::vector<int64_t> l(2);
-  sub->fill_batch_epoch(idx, 7, a.data(), l.data());
-  aug->fill_batch_epoch(idx, 7, b.data(), l.data());
+  test::fill_images(*sub, idx, 7, a.data(), l.data());
+  test::fill_images(*aug, idx, 7, b.data(), l.data());
   EXPECT_EQ(a, b);
 }

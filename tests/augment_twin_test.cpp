@@ -44,7 +44,7 @@ const fs::path& small_cifar(std::string& why) {
 }
 
 // The reference: each sample of `idx` through augment_params + augment_image.
-std::vector<float> reference_batch(const Dataset& plain, const AugmentedDataset& aug, std::span<const int64_t> idx,
+std::vector<float> reference_batch(const ImageDataset& plain, const AugmentedDataset& aug, std::span<const int64_t> idx,
                                    int64_t epoch) {
   Shape s = plain.image_shape();
   const int64_t row = s[0] * s[1] * s[2];
@@ -78,23 +78,23 @@ void check_twin(std::shared_ptr<const ImageTensorDataset> plain, const AugmentOp
     std::vector<float> want = reference_batch(*plain, aug, idx, epoch);
     std::vector<float> got(want.size());
     std::vector<int64_t> labels(idx.size());
-    aug.fill_batch_epoch(idx, epoch, got.data(), labels.data());
+    test::fill_images(aug, idx, epoch, got.data(), labels.data());
     EXPECT_EQ(bytes(got), bytes(want)) << "fill_batch_epoch, epoch " << epoch;
     Batch b = aug.get_batch_on(idx, epoch, kCPU);
-    EXPECT_EQ(b.images.shape(), (Shape{int64_t(idx.size()), s[0], s[1], s[2]}));
-    EXPECT_EQ(test::bytes_of(b.images), bytes(want)) << "get_batch_on, epoch " << epoch;
+    EXPECT_EQ(b.images().shape(), (Shape{int64_t(idx.size()), s[0], s[1], s[2]}));
+    EXPECT_EQ(test::bytes_of(b.images()), bytes(want)) << "get_batch_on, epoch " << epoch;
     for (size_t k = 0; k < idx.size(); ++k)
-      EXPECT_EQ(b.labels.to_vector<int64_t>()[k], plain->labels().to_vector<int64_t>()[size_t(idx[k])]);
+      EXPECT_EQ(b.labels().to_vector<int64_t>()[k], plain->labels().to_vector<int64_t>()[size_t(idx[k])]);
     // The batch kernel itself, on the plain batch.
     Batch p = plain->get_batch(idx);
     std::vector<float> direct(want.size());
     std::vector<float> fill;
     std::vector<float> table = o.normalize.table(s[0]);
     for (int64_t c = 0; c < s[0]; ++c) fill.push_back(table[size_t(c * 256)]);
-    cpu::crop_flip(p.images.data<float>(), direct.data(), idx.data(), int64_t(idx.size()), s[0], s[1], s[2],
+    cpu::crop_flip(p.images().data<float>(), direct.data(), idx.data(), int64_t(idx.size()), s[0], s[1], s[2],
                    {.seed = seed, .epoch = epoch, .padding = o.padding, .hflip = o.hflip}, fill.data());
     EXPECT_EQ(bytes(direct), bytes(want)) << "cpu::crop_flip, epoch " << epoch;
-    EXPECT_NE(bytes(want), bytes(std::vector<float>(p.images.to_vector<float>())));  // it did augment
+    EXPECT_NE(bytes(want), bytes(std::vector<float>(p.images().to_vector<float>())));  // it did augment
   }
 }
 
@@ -169,13 +169,13 @@ TEST(AugmentTwin, LoaderWithTheDatasetOnTheDeviceGivesTheSameBatches) {
     int64_t n = 0;
     for (auto a = usual.next(), b = resident.next(); a || b; a = usual.next(), b = resident.next(), ++n) {
       ASSERT_TRUE(a && b);
-      EXPECT_EQ(test::bytes_of(b->images), test::bytes_of(a->images)) << e << " " << n;
-      EXPECT_EQ(b->labels.to_vector<int64_t>(), a->labels.to_vector<int64_t>());
-      if (e == 1) epoch1.push_back(test::bytes_of(a->images));
+      EXPECT_EQ(test::bytes_of(b->images()), test::bytes_of(a->images())) << e << " " << n;
+      EXPECT_EQ(b->labels().to_vector<int64_t>(), a->labels().to_vector<int64_t>());
+      if (e == 1) epoch1.push_back(test::bytes_of(a->images()));
     }
     EXPECT_EQ(n, 5);
   }
   size_t k = 2;
-  for (Batch& b : resumed) EXPECT_EQ(test::bytes_of(b.images), epoch1.at(k++));
+  for (Batch& b : resumed) EXPECT_EQ(test::bytes_of(b.images()), epoch1.at(k++));
   EXPECT_EQ(k, 5u);
 }

@@ -82,7 +82,7 @@ TEST_F(Cifar10Test, FindsTheTarballFolderAndNormalizesPerChannel) {
   DataLoader l(ds, {.batch_size = 3});
   auto b = l.next();
   ASSERT_TRUE(b);
-  EXPECT_EQ(b->images.shape(), (Shape{3, 3, 32, 32}));
+  EXPECT_EQ(b->images().shape(), (Shape{3, 3, 32, 32}));
   EXPECT_EQ(l.next()->size(), 1);
 }
 

@@ -296,7 +296,7 @@ TEST(StreamStressGpu, BuffersFreedWhileAGemmRunsAreReusedSafely) {
 }
 
 // Sample i: a 32x32 image of (i % 97) + pixel / 1024, labelled i.
-class RampImages : public data::Dataset {
+class RampImages : public data::ImageDataset {
  public:
   int64_t size() const override { return 1000; }
   Shape image_shape() const override { return {1, 32, 32}; }
@@ -328,8 +328,8 @@ TEST(StreamStressGpu, PinnedLoaderBatchesSurviveASlowConsumer) {
     }
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) {
-      EXPECT_EQ(bytes_of(got[i].images), bytes_of(want[i].images)) << "batch " << i << " workers " << workers;
-      EXPECT_EQ(got[i].labels.to_vector<int64_t>(), want[i].labels.to_vector<int64_t>()) << "batch " << i;
+      EXPECT_EQ(bytes_of(got[i].images()), bytes_of(want[i].images())) << "batch " << i << " workers " << workers;
+      EXPECT_EQ(got[i].labels().to_vector<int64_t>(), want[i].labels().to_vector<int64_t>()) << "batch " << i;
     }
   }
 }

@@ -18,7 +18,7 @@ using namespace ember::data;
 namespace {
 
 // Sample i: an image (1, 3, 3) of i + pixel / 10, labelled i.
-class RampDataset : public Dataset {
+class RampDataset : public ImageDataset {
  public:
   int64_t size() const override { return 203; }
   Shape image_shape() const override { return {1, 3, 3}; }
@@ -44,10 +44,10 @@ TEST(DataGpu, LoaderBatchesOnTheGpuEqualCpuBatches) {
         for (auto a = cpu_loader.next(), g = gpu_loader.next(); a || g;
              a = cpu_loader.next(), g = gpu_loader.next()) {
           ASSERT_TRUE(a && g);
-          EXPECT_TRUE(g->images.is_cuda());
-          EXPECT_TRUE(g->labels.is_cuda());
-          EXPECT_TRUE(test::all_close(g->images.cpu(), a->images, 0, 0));
-          EXPECT_EQ(g->labels.to_vector<int64_t>(), a->labels.to_vector<int64_t>());
+          EXPECT_TRUE(g->images().is_cuda());
+          EXPECT_TRUE(g->labels().is_cuda());
+          EXPECT_TRUE(test::all_close(g->images().cpu(), a->images(), 0, 0));
+          EXPECT_EQ(g->labels().to_vector<int64_t>(), a->labels().to_vector<int64_t>());
           ++n;
         }
         EXPECT_EQ(n, 13);
@@ -99,10 +99,10 @@ TEST(DataGpu, DatasetOnDeviceBatchesEqualCpuBatches) {
   for (auto a = cpu_loader.next(), g = gpu_loader.next(); a || g;
        a = cpu_loader.next(), g = gpu_loader.next()) {
     ASSERT_TRUE(a && g);
-    EXPECT_TRUE(g->images.is_cuda());
-    EXPECT_EQ(g->images.shape(), a->images.shape());
-    EXPECT_TRUE(test::all_close(g->images.cpu(), a->images, 0, 0));
-    EXPECT_EQ(g->labels.to_vector<int64_t>(), a->labels.to_vector<int64_t>());
+    EXPECT_TRUE(g->images().is_cuda());
+    EXPECT_EQ(g->images().shape(), a->images().shape());
+    EXPECT_TRUE(test::all_close(g->images().cpu(), a->images(), 0, 0));
+    EXPECT_EQ(g->labels().to_vector<int64_t>(), a->labels().to_vector<int64_t>());
     ++count;
   }
   EXPECT_EQ(count, 5);
@@ -159,11 +159,11 @@ TEST(DataGpu, AugmentedDatasetOnDeviceEqualsCpuBatches) {
     for (auto a = cpu_loader.next(), g = gpu_loader.next(); a || g;
          a = cpu_loader.next(), g = gpu_loader.next()) {
       ASSERT_TRUE(a && g);
-      EXPECT_TRUE(g->images.is_cuda());
-      EXPECT_TRUE(g->labels.is_cuda());
-      EXPECT_EQ(test::bytes_of(g->images), test::bytes_of(a->images)) << e << " " << count;
-      EXPECT_EQ(g->labels.to_vector<int64_t>(), a->labels.to_vector<int64_t>());
-      if (e == 1) epoch1.push_back(test::bytes_of(a->images));
+      EXPECT_TRUE(g->images().is_cuda());
+      EXPECT_TRUE(g->labels().is_cuda());
+      EXPECT_EQ(test::bytes_of(g->images()), test::bytes_of(a->images())) << e << " " << count;
+      EXPECT_EQ(g->labels().to_vector<int64_t>(), a->labels().to_vector<int64_t>());
+      if (e == 1) epoch1.push_back(test::bytes_of(a->images()));
       ++count;
     }
     EXPECT_EQ(count, 5);
@@ -172,7 +172,7 @@ TEST(DataGpu, AugmentedDatasetOnDeviceEqualsCpuBatches) {
                            .dataset_on_device = true});
   resumed.load_state({1, 3, 8});
   size_t k = 3;
-  for (Batch& b : resumed) EXPECT_EQ(test::bytes_of(b.images), epoch1.at(k++));
+  for (Batch& b : resumed) EXPECT_EQ(test::bytes_of(b.images()), epoch1.at(k++));
   EXPECT_EQ(k, 5u);
 }
 

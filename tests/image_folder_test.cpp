@@ -68,8 +68,8 @@ TEST(ImageFolder, PngPixelsClassesAndChwOrder) {
       }
   // Batches go through the normalizing fast path: x / 255 with Normalize::none().
   Batch b = ds.get_batch(std::vector<int64_t>{2});
-  EXPECT_FLOAT_EQ(b.images.to_vector<float>()[1], float(51) / 255.0f);
-  EXPECT_EQ(b.labels.to_vector<int64_t>(), std::vector<int64_t>{1});
+  EXPECT_FLOAT_EQ(b.images().to_vector<float>()[1], float(51) / 255.0f);
+  EXPECT_EQ(b.labels().to_vector<int64_t>(), std::vector<int64_t>{1});
   // Gray output on request.
   ImageFolderDataset gray(root.string(), Normalize::none(), 1);
   EXPECT_EQ(gray.image_shape(), Shape({1, 3, 4}));
@@ -175,7 +175,7 @@ TEST(ImageFolder, RealCifarJpegs) {
   EXPECT_EQ(ds.image_shape(), Shape({3, 32, 32}));
   EXPECT_EQ(fs::path(ds.files()[0]).filename(), "0000.jpg");
   // Real photos: the pixels vary and the normalized batch has a sane range.
-  Tensor x = ds.get_batch(std::vector<int64_t>{0, 10, 19}).images;
+  Tensor x = ds.get_batch(std::vector<int64_t>{0, 10, 19}).images();
   std::vector<float> v = x.to_vector<float>();
   float lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
   EXPECT_LT(lo, -0.5f);

@@ -1,11 +1,13 @@
 // Samplers and DataLoader on synthetic datasets: order, coverage, determinism, workers,
 // resume positions, errors.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
 #include <numeric>
 #include <set>
 
+#include "data/augment.h"
 #include "data/loader.h"
 #include "test_util.h"
 
@@ -15,7 +17,7 @@ using namespace ember::data;
 namespace {
 
 // Sample i is an image (1, 2, 2) filled with i, labelled i: batches reveal what was visited.
-class IndexDataset : public Dataset {
+class IndexDataset : public ImageDataset {
  public:
   explicit IndexDataset(int64_t n, int64_t fail_at = -1) : n_(n), fail_at_(fail_at) {}
   int64_t size() const override { return n_; }
@@ -37,7 +39,7 @@ class IndexDataset : public Dataset {
 std::vector<int64_t> labels_of(DataLoader& loader) {
   std::vector<int64_t> all;
   for (Batch& b : loader) {
-    auto v = b.labels.to_vector<int64_t>();
+    auto v = b.labels().to_vector<int64_t>();
     all.insert(all.end(), v.begin(), v.end());
   }
   return all;
@@ -112,10 +114,10 @@ TEST(DataLoader, BatchShapesAndDropLast) {
   EXPECT_EQ(a.num_batches(), 3);
   std::vector<int64_t> sizes;
   for (Batch& b : a) {
-    EXPECT_EQ(b.images.dim(), 4);
-    EXPECT_EQ(b.images.size(1), 1);
-    EXPECT_EQ(b.images.dtype(), DType::f32);
-    EXPECT_EQ(b.labels.dtype(), DType::i64);
+    EXPECT_EQ(b.images().dim(), 4);
+    EXPECT_EQ(b.images().size(1), 1);
+    EXPECT_EQ(b.images().dtype(), DType::f32);
+    EXPECT_EQ(b.labels().dtype(), DType::i64);
     sizes.push_back(b.size());
   }
   EXPECT_EQ(sizes, (std::vector<int64_t>{4, 4, 2}));
@@ -159,8 +161,8 @@ TEST(DataLoader, WorkersGiveTheSameBatchesInOrder) {
       size_t i = 0;
       for (Batch& b : l) {
         ASSERT_LT(i, ref.size());
-        EXPECT_TRUE(test::all_close(b.images, ref[i].images, 0, 0));
-        EXPECT_EQ(b.labels.to_vector<int64_t>(), ref[i].labels.to_vector<int64_t>());
+        EXPECT_TRUE(test::all_close(b.images(), ref[i].images(), 0, 0));
+        EXPECT_EQ(b.labels().to_vector<int64_t>(), ref[i].labels().to_vector<int64_t>());
         ++i;
       }
       EXPECT_EQ(i, ref.size()) << workers << " workers";
@@ -180,7 +182,7 @@ TEST(DataLoader, ResumesFromAnExactPosition) {
     LoaderState st = full.state();
     EXPECT_EQ(st, (LoaderState{1, 5, 21}));
     for (auto b = full.next(); b; b = full.next()) {
-      auto v = b->labels.to_vector<int64_t>();
+      auto v = b->labels().to_vector<int64_t>();
       expect.insert(expect.end(), v.begin(), v.end());
     }
     // A new process continues from the saved state.
@@ -208,7 +210,7 @@ TEST(DataLoader, BreakingOutContinuesWhereItStopped) {
   auto ds = std::make_shared<IndexDataset>(20);
   DataLoader l(ds, {.batch_size = 5, .num_workers = 2});
   for (Batch& b : l) {
-    EXPECT_EQ(b.labels.to_vector<int64_t>()[0], 0);
+    EXPECT_EQ(b.labels().to_vector<int64_t>()[0], 0);
     break;
   }
   EXPECT_EQ(l.state().batch, 1);
@@ -267,14 +269,18 @@ TEST(Dataset, SubsetAndGet) {
   auto sub = Subset::head(ds, 3);
   EXPECT_EQ(sub->size(), 3);
   EXPECT_EQ(Subset::head(ds, 50)->size(), 10);
-  Example e = sub->get(2);
+  Example e = ds->get(2);
   EXPECT_EQ(e.label, 2);
   EXPECT_EQ(e.image.shape(), (Shape{1, 2, 2}));
-  EXPECT_THROW(sub->get(3), Error);
+  EXPECT_EQ(sub->fields(), ds->fields());
+  std::vector<int64_t> two{2};
+  EXPECT_EQ(sub->get_batch(two).labels().to_vector<int64_t>(), (std::vector<int64_t>{2}));
+  std::vector<int64_t> three{3};
+  EXPECT_ERROR(sub->get_batch(three), "out of range");
   Subset odd(ds, {9, 7});
   std::vector<int64_t> idx{1, 0};
   Batch b = odd.get_batch(idx);
-  EXPECT_EQ(b.labels.to_vector<int64_t>(), (std::vector<int64_t>{7, 9}));
+  EXPECT_EQ(b.labels().to_vector<int64_t>(), (std::vector<int64_t>{7, 9}));
   EXPECT_THROW(Subset(ds, {10}), Error);
 }
 
@@ -293,15 +299,15 @@ TEST(Dataset, ImageTensorDatasetGathersAndNormalizes) {
   auto ds = small_images(30);
   std::vector<int64_t> idx{29, 3, 3};
   Batch b = ds->get_batch(idx);
-  EXPECT_EQ(b.images.shape(), (Shape{3, 3, 2, 2}));
-  auto v = b.images.to_vector<float>();
+  EXPECT_EQ(b.images().shape(), (Shape{3, 3, 2, 2}));
+  auto v = b.images().to_vector<float>();
   // Row 0 is sample 29: pixel (c=2, j=1) is byte 29*12 + 2*4 + 1.
   EXPECT_EQ(v[9], (float((7 * (29 * 12 + 9)) % 256) / 255.0f - 0.4465f) / 0.2616f);
-  EXPECT_EQ(b.labels.to_vector<int64_t>(), (std::vector<int64_t>{9, 3, 3}));
+  EXPECT_EQ(b.labels().to_vector<int64_t>(), (std::vector<int64_t>{9, 3, 3}));
   EXPECT_THROW(ds->get_batch(std::vector<int64_t>{30}), Error);
   // On the CPU, "on the device" is the ordinary batch.
   Batch c = ds->get_batch_on(idx, 0, kCPU);
-  EXPECT_TRUE(test::all_close(c.images, b.images, 0, 0));
+  EXPECT_TRUE(test::all_close(c.images(), b.images(), 0, 0));
   EXPECT_TRUE(ds->supports_device_batches());
   EXPECT_TRUE(Subset::head(ds, 5)->supports_device_batches());
   EXPECT_FALSE(IndexDataset(3).supports_device_batches());
@@ -320,8 +326,8 @@ TEST(DataLoader, DatasetOnDeviceOption) {
                        .dataset_on_device = true});
   for (auto a = plain.next(), b = resident.next(); a || b; a = plain.next(), b = resident.next()) {
     ASSERT_TRUE(a && b);
-    EXPECT_TRUE(test::all_close(b->images, a->images, 0, 0));
-    EXPECT_EQ(b->labels.to_vector<int64_t>(), a->labels.to_vector<int64_t>());
+    EXPECT_TRUE(test::all_close(b->images(), a->images(), 0, 0));
+    EXPECT_EQ(b->labels().to_vector<int64_t>(), a->labels().to_vector<int64_t>());
   }
   EXPECT_THROW(DataLoader(std::make_shared<IndexDataset>(4), {.dataset_on_device = true}), Error);
 }
@@ -338,3 +344,84 @@ TEST(Dataset, NormalizeTable) {
 }
 
 }  // namespace
+
+// ---- named fields (Note [Named fields]): data that is not image classification
+
+TEST(NamedFields, TensorDatasetBatchesEveryFieldInLoaderOrder) {
+  // A regression with two inputs: x (N, 3) f32, t (N) i32, y (N, 2) f64.
+  const int64_t n = 23;
+  Tensor x = arange(0.0, double(n * 3), 1.0).reshape({n, 3});
+  Tensor t = arange(0.0, double(n), 1.0).to(DType::i32) * 10;
+  Tensor y = arange(0.0, double(n * 2), 1.0, {.dtype = DType::f64}).reshape({n, 2}) / 4.0;
+  auto ds = std::make_shared<TensorDataset>(std::vector<std::pair<std::string, Tensor>>{{"x", x}, {"t", t}, {"y", y}});
+  ASSERT_EQ(ds->size(), n);
+  std::vector<Field> f = ds->fields();
+  ASSERT_EQ(f.size(), 3u);
+  EXPECT_EQ(f[0], (Field{"x", DType::f32, {3}}));
+  EXPECT_EQ(f[1], (Field{"t", DType::i32, {}}));
+  EXPECT_EQ(f[2], (Field{"y", DType::f64, {2}}));
+  for (int workers : {0, 2}) {
+    DataLoader loader(ds, {.batch_size = 5, .shuffle = true, .seed = 3, .num_workers = workers});
+    std::vector<int64_t> seen;
+    for (Batch& b : loader) {
+      ASSERT_EQ(b.fields().size(), 3u);
+      EXPECT_EQ(b.fields()[0].first, "x");  // the dataset's field order
+      const std::vector<int32_t> tv = b["t"].to_vector<int32_t>();
+      const std::vector<float> xv = b["x"].to_vector<float>();
+      const std::vector<double> yv = b["y"].to_vector<double>();
+      EXPECT_EQ(b["y"].dtype(), DType::f64);
+      for (size_t r = 0; r < tv.size(); ++r) {
+        const int64_t i = tv[r] / 10;  // the sample this row came from
+        seen.push_back(i);
+        for (int c = 0; c < 3; ++c) EXPECT_EQ(xv[r * 3 + size_t(c)], float(i * 3 + c)) << i;
+        for (int c = 0; c < 2; ++c) EXPECT_EQ(yv[r * 2 + size_t(c)], double(i * 2 + c) / 4.0) << i;
+      }
+    }
+    std::sort(seen.begin(), seen.end());
+    std::vector<int64_t> all(static_cast<size_t>(n));
+    std::iota(all.begin(), all.end(), 0);
+    EXPECT_EQ(seen, all) << "workers " << workers;  // every sample once per epoch
+  }
+}
+
+TEST(NamedFields, BadFieldsAndBatchLookupsAreClearErrors) {
+  Tensor a = zeros({4, 2}), b = zeros({5});
+  using F = std::vector<std::pair<std::string, Tensor>>;
+  EXPECT_ERROR(TensorDataset(F{{"a", a}, {"b", b}}), "has 5 samples");
+  EXPECT_ERROR(TensorDataset(F{{"a", a}, {"a", a}}), "given twice");
+  EXPECT_ERROR(TensorDataset(F{{"", a}}), "empty name");
+  EXPECT_ERROR(TensorDataset(F{{"s", scalar_tensor(1.0)}}), "first (sample) dim");
+  TensorDataset ds(F{{"a", a}});
+  EXPECT_ERROR(ds.field("image"), "no field 'image' (its fields: a)");
+  std::vector<int64_t> idx{0, 3};
+  Batch batch = ds.get_batch(idx);
+  EXPECT_ERROR(batch.images(), "no field 'image' (its fields: a)");
+  EXPECT_ERROR(ds.fill(idx, 0, {zeros({2, 3})}), "field 'a' needs a contiguous CPU f32 tensor of shape [2, 2]");
+  std::vector<int64_t> bad{4};
+  EXPECT_ERROR(ds.get_batch(bad), "out of range");
+  // An augmentation needs an image field.
+  EXPECT_ERROR(AugmentedDataset(std::make_shared<TensorDataset>(F{{"a", a}}), AugmentOptions{}, 1), "no field 'image'");
+}
+
+TEST(NamedFields, AugmentationCropsTheImageFieldAndPassesTheOthersThrough) {
+  // Images with an extra per-sample field: the augmentation must move the extra field along
+  // untouched, and crop/flip the images exactly as it does for an image dataset.
+  const int64_t n = 6;
+  Tensor u8 = (arange(0.0, double(n * 2 * 5 * 5), 1.0) - 0.0).to(DType::u8).reshape({n, 2, 5, 5});
+  Tensor labels = arange(0.0, double(n), 1.0).to(DType::i64);
+  auto images = std::make_shared<ImageTensorDataset>(u8, labels, Shape{2, 5, 5});
+  std::vector<int64_t> all{0, 1, 2, 3, 4, 5};
+  Tensor imgs = images->get_batch(all).images();
+  Tensor weight = arange(0.0, double(n), 1.0, {.dtype = DType::f64}) * 0.5;
+  using F = std::vector<std::pair<std::string, Tensor>>;
+  auto named = std::make_shared<TensorDataset>(F{{"image", imgs}, {"label", labels}, {"weight", weight}});
+  const AugmentOptions o{.padding = 1, .hflip = true};
+  AugmentedDataset aug_named(named, o, 17), aug_images(images, o, 17);
+  std::vector<int64_t> idx{5, 0, 3};
+  for (int64_t epoch : {0, 4}) {
+    Batch a = aug_named.get_batch_on(idx, epoch, kCPU), b = aug_images.get_batch_on(idx, epoch, kCPU);
+    EXPECT_EQ(test::bytes_of(a.images()), test::bytes_of(b.images())) << epoch;
+    EXPECT_EQ(a.labels().to_vector<int64_t>(), b.labels().to_vector<int64_t>());
+    EXPECT_EQ(a["weight"].to_vector<double>(), (std::vector<double>{2.5, 0.0, 1.5}));
+  }
+}

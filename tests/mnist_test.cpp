@@ -101,9 +101,9 @@ TEST_F(MnistReal, NormalizedSamplesAndBatches) {
   EXPECT_NEAR(sum, (27525.0 / 255.0 - 784 * 0.1307) / 0.3081, 1e-3);
   std::vector<int64_t> idx{59999, 0, 7};
   Batch b = tr.get_batch(idx);
-  EXPECT_EQ(b.images.shape(), (Shape{3, 1, 28, 28}));
-  EXPECT_EQ(b.labels.to_vector<int64_t>()[1], 5);
-  EXPECT_TRUE(test::all_close(make_view(b.images, {1, 28, 28}, {784, 28, 1}, 784), e.image, 0, 0));
+  EXPECT_EQ(b.images().shape(), (Shape{3, 1, 28, 28}));
+  EXPECT_EQ(b.labels().to_vector<int64_t>()[1], 5);
+  EXPECT_TRUE(test::all_close(make_view(b.images(), {1, 28, 28}, {784, 28, 1}, 784), e.image, 0, 0));
 }
 
 TEST_F(MnistReal, LoaderEpochShapesCoverageAndDeterminism) {
@@ -114,12 +114,12 @@ TEST_F(MnistReal, LoaderEpochShapesCoverageAndDeterminism) {
   int64_t n = 0, batches = 0;
   double pixel_sum = 0;
   for (Batch& b : l) {
-    if (batches < 937) EXPECT_EQ(b.images.shape(), (Shape{64, 1, 28, 28}));
-    else EXPECT_EQ(b.images.shape(), (Shape{32, 1, 28, 28}));  // 60000 - 937 * 64
-    const int64_t* lab = b.labels.data<int64_t>();
+    if (batches < 937) EXPECT_EQ(b.images().shape(), (Shape{64, 1, 28, 28}));
+    else EXPECT_EQ(b.images().shape(), (Shape{32, 1, 28, 28}));  // 60000 - 937 * 64
+    const int64_t* lab = b.labels().data<int64_t>();
     for (int64_t i = 0; i < b.size(); ++i) label_counts[size_t(lab[i])]++;
-    const float* im = b.images.data<float>();
-    for (int64_t i = 0; i < b.images.numel(); ++i) pixel_sum += im[i];
+    const float* im = b.images().data<float>();
+    for (int64_t i = 0; i < b.images().numel(); ++i) pixel_sum += im[i];
     n += b.size();
     ++batches;
   }
@@ -138,7 +138,7 @@ TEST_F(MnistReal, LoaderEpochShapesCoverageAndDeterminism) {
   auto first_labels = [&](uint64_t seed, int64_t epoch) {
     DataLoader x(ds, {.batch_size = 64, .shuffle = true, .seed = seed});
     x.set_epoch(epoch);
-    return x.next()->labels.to_vector<int64_t>();
+    return x.next()->labels().to_vector<int64_t>();
   };
   EXPECT_EQ(first_labels(1, 0), first_labels(1, 0));
   EXPECT_NE(first_labels(1, 0), first_labels(1, 1));
@@ -155,8 +155,8 @@ TEST_F(MnistReal, PrefetchWorkersMatchSynchronousBatches) {
     int64_t count = 0;
     for (auto a = sync.next(), b = pre.next(); a || b; a = sync.next(), b = pre.next()) {
       ASSERT_TRUE(a && b);
-      EXPECT_TRUE(test::all_close(b->images, a->images, 0, 0));
-      EXPECT_EQ(b->labels.to_vector<int64_t>(), a->labels.to_vector<int64_t>());
+      EXPECT_TRUE(test::all_close(b->images(), a->images(), 0, 0));
+      EXPECT_EQ(b->labels().to_vector<int64_t>(), a->labels().to_vector<int64_t>());
       ++count;
     }
     EXPECT_EQ(count, 60);

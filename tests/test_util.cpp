@@ -93,4 +93,12 @@ std::string shared_data_dir() {
   return EMBER_SHARED_DATA;
 }
 
+void fill_images(const data::Dataset& ds, std::span<const int64_t> indices, int64_t epoch, float* images,
+                 int64_t* labels) {
+  data::Batch b = ds.get_batch_on(indices, epoch, kCPU);
+  const Tensor x = b.images().contiguous(), y = b.labels().contiguous();
+  std::copy(x.data<float>(), x.data<float>() + x.numel(), images);
+  std::copy(y.data<int64_t>(), y.data<int64_t>() + y.numel(), labels);
+}
+
 }  // namespace ember::test

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,11 @@ std::string shared_data_dir();
 /// The raw bytes of t's elements in row-major order, copied to the CPU (for bit-exact
 /// comparisons across devices).
 std::vector<unsigned char> bytes_of(const Tensor& t);
+
+/// The "image" and "label" fields of the samples `indices` in `epoch` (Dataset::get_batch_on on
+/// the CPU), written to raw buffers: B*C*H*W floats and B labels.
+void fill_images(const data::Dataset& ds, std::span<const int64_t> indices, int64_t epoch, float* images,
+                 int64_t* labels);
 
 /// The rows of OUT/metrics.jsonl (what the apps and train::Trainer write), one per epoch.
 std::vector<nlohmann::json> read_metrics(const std::string& out_dir);

@@ -217,7 +217,10 @@ void ImageGridHook::after_epoch(Trainer& t) {
   const State& st = t.state();
   if (every_ <= 0 || (st.epoch + 1) % every_ != 0 || !t.is_main() || !t.test_loader()) return;
   const data::Dataset& ds = t.test_loader()->dataset();
-  Shape shape = ds.image_shape();
+  const std::vector<data::Field> fields = ds.fields();
+  auto image = std::find_if(fields.begin(), fields.end(), [](const data::Field& f) { return f.name == "image"; });
+  if (image == fields.end()) return;  // not images: nothing to draw
+  const Shape shape = image->shape;
   if (shape.size() != 3 || (shape[0] != 1 && shape[0] != 3) || ds.size() == 0) return;
   int64_t n = std::min(count_, ds.size());
   std::vector<int64_t> idx(static_cast<size_t>(n));
@@ -228,11 +231,11 @@ void ImageGridHook::after_epoch(Trainer& t) {
     NoGradGuard no_grad;
     bool was_training = t.model().is_training();
     t.model().eval();
-    Tensor out = t.model()(b.images.to(t.device()));
+    Tensor out = t.model()(b.images().to(t.device()));
     pred = argmax(out, 1).to(kCPU).to_vector<int64_t>();
     t.model().train(was_training);
   }
-  Image grid = prediction_grid(b.images, b.labels.to_vector<int64_t>(), pred);
+  Image grid = prediction_grid(b.images(), b.labels().to_vector<int64_t>(), pred);
   std::vector<uint8_t> png = encode_png(grid);
   if (!t.options().out.empty()) {
     fs::path dir = fs::path(t.options().out) / "images";

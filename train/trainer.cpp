@@ -91,11 +91,11 @@ EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, data::DataLoader& 
   Tensor loss_sum, correct;
   int64_t count = 0;
   while (auto b = loader.next()) {
-    Tensor out = model(b->images);
-    Tensor l = loss_fn(out, b->labels).to(DType::f64) * double(b->size());
+    Tensor out = model(b->images());
+    Tensor l = loss_fn(out, b->labels()).to(DType::f64) * double(b->size());
     loss_sum = loss_sum.defined() ? loss_sum + l : l;
     if (accuracy) {
-      Tensor c = sum(eq(argmax(out, 1), b->labels));
+      Tensor c = sum(eq(argmax(out, 1), b->labels()));
       correct = correct.defined() ? correct + c : c;
     }
     count += b->size();
@@ -237,8 +237,8 @@ void Trainer::train_step(const data::Batch& b) {
   {
     // Note [Mixed precision in the loop]: forward and loss under autocast, backward outside.
     AutocastGuard amp(opt_.amp, /*enabled=*/opt_.amp != DType::f32);
-    out = ddp_ ? (*ddp_)(b.images) : (*model_)(b.images);
-    loss = loss_fn_(out, b.labels);
+    out = ddp_ ? (*ddp_)(b.images()) : (*model_)(b.images());
+    loss = loss_fn_(out, b.labels());
   }
   if (state_.iteration + 1 == opt_.nan_iteration) loss = loss * std::nan("");
   if (!scaler_) {  // under loss scaling a non-finite loss gives non-finite gradients: the scaler skips
@@ -274,7 +274,7 @@ void Trainer::train_step(const data::Batch& b) {
   Tensor l = loss.detach().to(DType::f64) * double(b.size());
   sums.loss = sums.loss.defined() ? sums.loss + l : l;
   if (opt_.accuracy) {
-    Tensor c = sum(eq(argmax(out.detach(), 1), b.labels));
+    Tensor c = sum(eq(argmax(out.detach(), 1), b.labels()));
     sums.correct = sums.correct.defined() ? sums.correct + c : c;
   }
   sums.seen += b.size();

@@ -1,6 +1,7 @@
 // Pinned staging buffers and asynchronous host-to-device batch copies (CUDA builds only).
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -99,18 +100,24 @@ struct Lease {
 };
 }  // namespace
 
-Batch pinned_batch(const std::shared_ptr<PinnedPool>& pool, const Shape& image_shape) {
-  const int64_t batch = image_shape.at(0);
-  const size_t image_bytes = size_t(shape_numel(image_shape)) * sizeof(float);
-  const size_t label_offset = (image_bytes + 63) / 64 * 64;
-  const size_t total = label_offset + size_t(batch) * sizeof(int64_t);
-  PinnedPool::Buffer buf = pool->acquire(total);
+Batch pinned_batch(const std::shared_ptr<PinnedPool>& pool, const std::vector<Field>& fields, int64_t batch) {
+  // The fields back to back in one buffer, each at a 64-byte boundary; the first at offset 0,
+  // so its storage names the buffer (copy_to_device_async records the copies on it).
+  std::vector<size_t> offsets;
+  size_t total = 0;
+  for (const Field& f : fields) {
+    offsets.push_back(total);
+    total += (size_t(batch * shape_numel(f.shape) * dtype_size(f.dtype)) + 63) / 64 * 64;
+  }
+  PinnedPool::Buffer buf = pool->acquire(std::max<size_t>(total, 64));
   auto lease = std::make_shared<Lease>(Lease{pool, buf.ptr});
   Storage::Deleter keep = [lease](void*) {};
   Batch b;
-  b.images = from_blob(buf.ptr, image_shape, {.dtype = DType::f32}, keep);
-  b.labels = from_blob(static_cast<char*>(buf.ptr) + label_offset, {batch}, {.dtype = DType::i64},
-                       keep);
+  for (size_t k = 0; k < fields.size(); ++k) {
+    Shape s = fields[k].shape;
+    s.insert(s.begin(), batch);
+    b.set(fields[k].name, from_blob(static_cast<char*>(buf.ptr) + offsets[k], s, {.dtype = fields[k].dtype}, keep));
+  }
   return b;
 }
 
@@ -119,13 +126,12 @@ Batch copy_to_device_async(PinnedPool& pool, const Batch& host, int device) {
   cudaStream_t stream = cuda::current_stream(device);
   const Device dev(DeviceType::cuda, device);
   Batch out;
-  out.images = empty(host.images.shape(), {.dtype = DType::f32, .device = dev});
-  out.labels = empty(host.labels.shape(), {.dtype = DType::i64, .device = dev});
-  EMBER_CUDA_CHECK(cudaMemcpyAsync(out.images.data_ptr(), host.images.data_ptr(),
-                                   size_t(host.images.nbytes()), cudaMemcpyHostToDevice, stream));
-  EMBER_CUDA_CHECK(cudaMemcpyAsync(out.labels.data_ptr(), host.labels.data_ptr(),
-                                   size_t(host.labels.nbytes()), cudaMemcpyHostToDevice, stream));
-  pool.record(host.images.storage()->data(), stream);
+  for (const auto& [name, t] : host.fields()) {
+    Tensor d = empty(t.shape(), {.dtype = t.dtype(), .device = dev});
+    EMBER_CUDA_CHECK(cudaMemcpyAsync(d.data_ptr(), t.data_ptr(), size_t(t.nbytes()), cudaMemcpyHostToDevice, stream));
+    out.set(name, d);
+  }
+  if (!host.fields().empty()) pool.record(host.fields().front().second.storage()->data(), stream);
   return out;
 }
 

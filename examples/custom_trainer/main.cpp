@@ -10,14 +10,22 @@
 
 using namespace ember;
 
-// A dataset is anything that fills batches: here (2, 1, 1) "images" holding (x, y), and the
-// ring 0, 1 or 2 the point lies in, generated on the fly from the index (deterministic).
+// A dataset is anything that says which named fields its samples have and fills batches of
+// them (Note [Named fields] in data/dataset.h). The Trainer trains classifiers: it feeds the
+// "image" field to the model and scores it against "label". Here the "image" is the point
+// (x, y) and the label the ring 0, 1 or 2 it lies in, generated on the fly from the index
+// (deterministic). (Data already in memory: data::TensorDataset({{"image", x}, {"label", y}}).)
 class Rings : public data::Dataset {
  public:
   Rings(int64_t n, uint64_t seed) : n_(n), seed_(seed) {}
   int64_t size() const override { return n_; }
-  Shape image_shape() const override { return {2, 1, 1}; }
-  void fill_batch(std::span<const int64_t> idx, float* images, int64_t* labels) const override {
+  std::vector<data::Field> fields() const override {
+    return {{"image", DType::f32, {2}}, {"label", DType::i64, {}}};
+  }
+  void fill(std::span<const int64_t> idx, int64_t /*epoch*/, const TensorList& out) const override {
+    check_out(int64_t(idx.size()), out, "Rings");
+    float* images = out[0].data<float>();
+    int64_t* labels = out[1].data<int64_t>();
     for (size_t i = 0; i < idx.size(); ++i) {
       uint64_t h = (uint64_t(idx[i]) + 1) * 0x9E3779B97F4A7C15ull ^ seed_;
       auto uniform = [&h] { h ^= h >> 33; h *= 0xff51afd7ed558ccdull; h ^= h >> 33; return double(h >> 11) / 9007199254740992.0; };
