@@ -634,6 +634,12 @@ bool differentiable(const OpCase& c, const TensorList& inputs, size_t i) {
          std::find(c.constant.begin(), c.constant.end(), i) == c.constant.end();
 }
 
+Tensor to_device_keeping_layout(const Tensor& t, Device d) {
+  if (t.is_contiguous() || t.device() == d) return t.to(d);
+  Tensor all = make_view(t, {t.storage()->nbytes() / t.element_size()}, {1}, 0);
+  return make_view(all.to(d), t.shape(), t.strides(), t.offset());
+}
+
 const std::vector<Shape>& gradcheck_shapes(const OpCase& c) {
   return c.gradcheck_shapes.empty() ? c.shapes : c.gradcheck_shapes;
 }

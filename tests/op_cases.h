@@ -89,6 +89,9 @@ const OpCase& op_case(const std::string& name);
 TensorList make_inputs(const OpCase& c, const std::vector<Shape>& shapes, DType dtype);
 /// Whether input i of `inputs` gets a gradient (floating and not constant).
 bool differentiable(const OpCase& c, const TensorList& inputs, size_t i);
+/// t on device d with the same geometry: a view stays a view of a copy of its whole
+/// storage, so the device runs the strided path the CPU ran.
+Tensor to_device_keeping_layout(const Tensor& t, Device d);
 /// The shapes gradcheck uses.
 const std::vector<Shape>& gradcheck_shapes(const OpCase& c);
 

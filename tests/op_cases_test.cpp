@@ -142,13 +142,6 @@ std::string parity_name(const ::testing::TestParamInfo<ParityParam>& info) {
   return info.param.c->name + "_" + dtype_name(info.param.dtype);
 }
 
-/// t on cuda:0 with the same geometry: a view stays a view (the whole storage is copied).
-Tensor to_gpu_keeping_layout(const Tensor& t, Device gpu) {
-  if (t.is_contiguous()) return t.to(gpu);
-  Tensor all = make_view(t, {t.storage()->nbytes() / t.element_size()}, {1}, 0);
-  return make_view(all.to(gpu), t.shape(), t.strides(), t.offset());
-}
-
 void expect_parity(const ParityParam& p) {
   const OpCase& c = *p.c;
   const Device gpu(DeviceType::cuda, 0);
@@ -156,7 +149,7 @@ void expect_parity(const ParityParam& p) {
   TensorList cpu_in = make_inputs(c, c.shapes, p.dtype);
   TensorList gpu_in, cpu_need, gpu_need;
   for (size_t i = 0; i < cpu_in.size(); ++i) {
-    Tensor g = to_gpu_keeping_layout(cpu_in[i], gpu);
+    Tensor g = to_device_keeping_layout(cpu_in[i], gpu);
     if (differentiable(c, cpu_in, i)) {
       cpu_in[i].requires_grad_();
       g.requires_grad_();
