@@ -11,6 +11,11 @@
 #include "test_util.h"
 
 namespace ember::test {
+
+// Test parameters print as the case's name, not a pointer, in gtest's messages (found by
+// argument-dependent lookup, so in OpCase's namespace).
+void PrintTo(const OpCase* c, std::ostream* os) { *os << c->name; }
+
 namespace {
 
 constexpr uint64_t kSeed = 1234;
@@ -18,9 +23,6 @@ constexpr uint64_t kSeed = 1234;
 // Central differences cost two forwards per input element: gradcheck shapes stay small so
 // the whole tier runs in seconds. A case with big parity shapes sets gradcheck_shapes.
 constexpr int64_t kMaxGradcheckElements = 1500;
-
-// Test parameters print as the case's name (not a pointer) in gtest's listings.
-void PrintTo(const OpCase* c, std::ostream* os) { *os << c->name; }
 
 // ---- the table itself
 
