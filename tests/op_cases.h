@@ -15,11 +15,11 @@
 //   - checked against its f64 scalar reference in f64, f32, f16 and bf16 when it has `ref`
 //     (OpReference/<name>);
 //   - compared CPU vs cuda:0, forward and every input gradient, in each dtype of `parity`
-//     (OpParity/<name>_<dtype>; skipped without a GPU);
+//     (tests/op_cases_gpu_test.cpp, OpParity/<name>_<dtype>; skipped without a GPU);
 //   - benchmarked, forward and forward+backward in f32 on every device (bench/bench_ops,
 //     `--benchmark_filter=<name>`).
-// Nothing else needs to change. Run one case with `ctest -R <name>` or
-// `op_cases_test --gtest_filter='*<name>*'`.
+// Nothing else needs to change. Run one case's tests with `ctest -R /<name>` (add `$` for
+// the CPU tiers alone) or `--gtest_filter='*/<name>*'`.
 //
 // This file and op_cases.cpp use no GoogleTest, so bench/ links them too.
 #include <array>
