@@ -1036,13 +1036,15 @@ PY
 fi
 
 # ---- compute-sanitizer: memcheck on ember's kernels, racecheck/synccheck on shared memory
-MEMCHECK=(ops_gpu_test mathops_gpu_test nn_ops_gpu_test shape_gpu_test tensor_gpu_test optim_gpu_test data_gpu_test
-          cuda_path_gpu_test sweep_gpu_test)
+MEMCHECK=(op_cases_gpu_test ops_gpu_test mathops_gpu_test nn_ops_gpu_test shape_gpu_test tensor_gpu_test optim_gpu_test
+          data_gpu_test cuda_path_gpu_test sweep_gpu_test)
 # The kernels with __shared__ memory: reductions (block_sum, row_reduce), softmax, loss,
-# batch norm, the direct convolutions.
+# batch norm, the direct convolutions. One entry per program (the log is named after it);
+# op_cases_gpu_test: the op-case table's parity rows of the matmul/softmax/loss/dropout/var
+# families (the old MathopsGpu.ParityTable) and the direct-convolution tier.
 RACE=("ops_gpu_test:OpsGpu.LargeReductionsSplitAcrossBlocks"
-      "mathops_gpu_test:MathopsGpu.ParityTable"
-      "nn_ops_gpu_test:NnGpu.DirectConvKernelsMatchCpu:NnGpu.RunningStatsMatchCpu"
+      "op_cases_gpu_test:*OpParity*/*matmul*:*OpParity*/*linear*:*OpParity*/*softmax*:*OpParity*/*cross_entropy*:*OpParity*/*nll_loss*:*OpParity*/*mse_loss*:*OpParity*/*dropout*:*OpParity*/*var_*:*OpParity*/*std_*:*OpParity*/*logsumexp*:*OpParityDirectConv*"
+      "nn_ops_gpu_test:NnGpu.RunningStatsMatchCpu"
       "sweep_gpu_test:SweepGpu.SoftmaxAndCrossEntropyAroundRowKernelSwitch:SweepGpu.ReductionsAroundBlockAndSplitSwitches:SweepGpu.BatchNormAroundItsBlockSize")
 san_run() {  # tool log bin [gtest filter]: runs one program under the sanitizer, in the background
   local tool=$1 logf=$2 bin=$3 filter=${4:-}

@@ -1,5 +1,6 @@
-// Elementwise ops on CPU against f64 references: every op, broadcasting, non-contiguous
-// inputs, dtypes, promotion, in-place forms, error paths.
+// Elementwise ops on the CPU: broadcasting, non-contiguous inputs, dtypes, promotion,
+// in-place forms, error paths. Every unary op against its f64 scalar reference in every
+// float dtype is the op-case table's OpReference tier (tests/op_cases.cpp).
 #include <cmath>
 #include <functional>
 
@@ -13,55 +14,7 @@ Tensor vec(std::vector<double> v, DType dt = DType::f64) {
   Shape s{int64_t(v.size())};
   return from_vector(v, s, {.dtype = dt});
 }
-
-struct UnaryCase {
-  const char* name;
-  std::function<Tensor(const Tensor&)> op;
-  std::function<double(double)> ref;
-  std::vector<double> inputs;
-};
-
-std::vector<UnaryCase> unary_cases() {
-  std::vector<double> any{-2.5, -1.0, -0.3, 0.0, 0.4, 1.0, 3.0};
-  std::vector<double> pos{0.1, 0.5, 1.0, 2.0, 7.5};
-  return {
-      {"neg", [](const Tensor& x) { return neg(x); }, [](double x) { return -x; }, any},
-      {"abs", [](const Tensor& x) { return abs(x); }, [](double x) { return std::fabs(x); }, any},
-      {"exp", [](const Tensor& x) { return exp(x); }, [](double x) { return std::exp(x); }, any},
-      {"log", [](const Tensor& x) { return log(x); }, [](double x) { return std::log(x); }, pos},
-      {"sqrt", [](const Tensor& x) { return sqrt(x); }, [](double x) { return std::sqrt(x); }, pos},
-      {"rsqrt", [](const Tensor& x) { return rsqrt(x); }, [](double x) { return 1 / std::sqrt(x); }, pos},
-      {"sin", [](const Tensor& x) { return sin(x); }, [](double x) { return std::sin(x); }, any},
-      {"cos", [](const Tensor& x) { return cos(x); }, [](double x) { return std::cos(x); }, any},
-      {"tanh", [](const Tensor& x) { return tanh(x); }, [](double x) { return std::tanh(x); }, any},
-      {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, [](double x) { return 1 / (1 + std::exp(-x)); }, any},
-      {"relu", [](const Tensor& x) { return relu(x); }, [](double x) { return x > 0 ? x : 0; }, any},
-      {"gelu", [](const Tensor& x) { return gelu(x); }, [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }, any},
-      {"square", [](const Tensor& x) { return square(x); }, [](double x) { return x * x; }, any},
-      {"reciprocal", [](const Tensor& x) { return reciprocal(x); }, [](double x) { return 1 / x; }, pos},
-      {"sign", [](const Tensor& x) { return sign(x); }, [](double x) { return double((x > 0) - (x < 0)); }, any},
-      {"clamp", [](const Tensor& x) { return clamp(x, -1.0, 0.5); }, [](double x) { return std::min(std::max(x, -1.0), 0.5); }, any},
-  };
-}
 }  // namespace
-
-TEST(Unary, EveryOpMatchesF64ReferenceInEveryFloatDType) {
-  for (const auto& c : unary_cases()) {
-    std::vector<double> ref;
-    for (double x : c.inputs) ref.push_back(c.ref(x));
-    for (DType dt : {DType::f64, DType::f32, DType::f16, DType::bf16}) {
-      double tol = dt == DType::f64 ? 1e-12 : dt == DType::f32 ? 1e-6 : dt == DType::f16 ? 2e-3 : 1.6e-2;
-      // Inputs rounded to dt first, so the reference sees what the op sees.
-      Tensor x = vec(c.inputs, dt);
-      std::vector<double> xr = x.to_vector<double>();
-      std::vector<double> r2;
-      for (double v : xr) r2.push_back(c.ref(v));
-      Tensor y = c.op(x);
-      EXPECT_EQ(y.dtype(), dt) << c.name;
-      EXPECT_TRUE(all_close(y, vec(r2), tol, tol)) << c.name << " " << dtype_name(dt);
-    }
-  }
-}
 
 TEST(Unary, NonContiguousInputs) {
   Tensor a = arange(0.0, 12.0, 1.0, {.dtype = DType::f64}).reshape({3, 4});

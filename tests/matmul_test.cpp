@@ -1,8 +1,8 @@
-// matmul / mm / bmm / linear on the CPU against an f64 triple loop, plus gradient checks.
+// matmul / mm / bmm / linear on the CPU against an f64 triple loop, plus hand-computed
+// gradients (the gradchecks are op-case table rows, tests/op_cases.cpp).
 #include <cmath>
 #include <string>
 
-#include "autograd/gradcheck.h"
 #include "kernels/matmul.h"
 #include "test_util.h"
 
@@ -258,66 +258,15 @@ TEST(Linear, MatchesMatmulPlusBias) {
 
 // ---- gradient checks
 
-TEST(MatmulGrad, Gradcheck) {
-  manual_seed(8);
-  auto mmf = [](const TensorList& in) { return matmul(in[0], in[1]); };
-  auto check = [&](Tensor a, Tensor b) {
-    a.requires_grad_();
-    b.requires_grad_();
-    auto r = gradcheck(mmf, {a, b});
-    EXPECT_TRUE(r.ok) << a.shape_str() << " @ " << b.shape_str() << r.message;
-    EXPECT_GT(r.checked, 0);
-  };
-  check(randn64({3, 4}), randn64({4, 2}));
-  check(randn64({2, 3, 4}), randn64({2, 4, 5}));
-  check(randn64({2, 1, 3, 4}), randn64({3, 4, 2}));  // broadcast batch on both sides
-  check(randn64({3, 3, 4}), randn64({4, 2}));        // shared B: grad_b folds into one GEMM
-  check(randn64({3, 4}), randn64({2, 4, 5}));        // shared A
-  check(randn64({4}), randn64({4}));
-  check(randn64({4}), randn64({4, 3}));
-  check(randn64({3, 4}), randn64({4}));
-  check(randn64({4}), randn64({2, 4, 3}));
-  check(randn64({2, 3, 4}), randn64({4}));
-  // Transposed (non-contiguous) leaves.
-  Tensor at = randn64({4, 3}), bt = randn64({2, 4});
-  Tensor atv = tview(at).requires_grad_(), btv = tview(bt).requires_grad_();
-  auto r = gradcheck(mmf, {atv, btv});
-  EXPECT_TRUE(r.ok) << r.message;
-}
-
-TEST(MatmulGrad, MmBmmAndHandValues) {
-  manual_seed(9);
-  Tensor a = randn64({2, 3, 4}).requires_grad_(), b = randn64({2, 4, 5}).requires_grad_();
-  auto r = gradcheck([](const TensorList& in) { return bmm(in[0], in[1]); }, {a, b});
-  EXPECT_TRUE(r.ok) << r.message;
-  Tensor c = randn64({3, 4}).requires_grad_(), d = randn64({4, 2}).requires_grad_();
-  r = gradcheck([](const TensorList& in) { return mm(in[0], in[1]); }, {c, d});
-  EXPECT_TRUE(r.ok) << r.message;
+// The gradchecks of matmul (every operand rank, broadcast, views), mm, bmm and linear are
+// rows of the op-case table (tests/op_cases.cpp).
+TEST(MatmulGrad, HandValues) {
   // d(sum(a @ b))/da = ones @ b^T: for a (1, 2), b (2, 1) = [[3], [4]] that is [[3, 4]].
   Tensor x = f64v({1, 2}, {1, 2}).requires_grad_();
   Tensor y = f64v({3, 4}, {2, 1}).requires_grad_();
   sum(matmul(x, y)).backward();
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{3, 4}));
   EXPECT_EQ(y.grad().to_vector<double>(), (std::vector<double>{1, 2}));
-}
-
-TEST(LinearGrad, Gradcheck) {
-  manual_seed(10);
-  auto with_bias = [](const TensorList& in) { return linear(in[0], in[1], in[2]); };
-  auto no_bias = [](const TensorList& in) { return linear(in[0], in[1]); };
-  for (Shape xs : {Shape{3, 4}, Shape{2, 3, 4}, Shape{4}}) {
-    Tensor x = randn64(xs).requires_grad_(), w = randn64({5, 4}).requires_grad_();
-    Tensor b = randn64({5}).requires_grad_();
-    auto r = gradcheck(with_bias, {x, w, b});
-    EXPECT_TRUE(r.ok) << shape_str(xs) << r.message;
-    r = gradcheck(no_bias, {x, w});
-    EXPECT_TRUE(r.ok) << shape_str(xs) << r.message;
-  }
-  // Transposed weight view, and only some inputs requiring grad.
-  Tensor x = randn64({3, 4}), wt = randn64({4, 5}), b = randn64({5}).requires_grad_();
-  Tensor w = tview(wt).requires_grad_();
-  auto r = gradcheck(with_bias, {x, w, b});
-  EXPECT_TRUE(r.ok) << r.message;
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
-// nn ops on the CPU: conv2d, pooling and batch_norm forward against naive f64 loops,
-// gradchecks over strides/padding/dilation/groups/odd sizes, running-stat updates against
-// hand-computed values, and the error paths.
+// nn ops on the CPU: conv2d, pooling and batch_norm forward against naive f64 loops over the
+// op-case table's geometries (strides/padding/dilation/groups/odd sizes; the table
+// gradchecks them), running-stat updates against hand-computed values, and the error paths.
 #include <cmath>
 #include <limits>
 
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_direct.h"
+#include "op_cases.h"
 #include "test_util.h"
 
 namespace ember {
@@ -16,8 +17,6 @@ using test::expect_gradcheck;
 using test::all_close;
 
 Tensor leaf(const Shape& shape) { return randn(shape, {.dtype = DType::f64}).requires_grad_(); }
-
-
 
 // ---- naive references (direct loops in f64)
 
@@ -139,34 +138,17 @@ void channel_stats(const Tensor& xt, std::vector<double>& mean, std::vector<doub
 
 // ---- conv2d
 
-struct ConvCase {
-  const char* name;
-  Shape x, w;
-  bool bias;
-  ConvArgs a;
-};
-
-std::vector<ConvCase> conv_cases() {
-  return {
-      {"plain", {2, 3, 7, 6}, {4, 3, 3, 3}, true, {}},
-      {"no_bias", {2, 3, 5, 5}, {2, 3, 3, 2}, false, {}},
-      {"stride2_pad1", {2, 3, 9, 8}, {5, 3, 3, 3}, true, {{2, 2}, {1, 1}, {1, 1}, 1}},
-      {"asym_stride_pad", {1, 2, 7, 9}, {3, 2, 2, 3}, true, {{1, 3}, {2, 0}, {1, 1}, 1}},
-      {"dilation", {2, 2, 9, 8}, {3, 2, 3, 3}, true, {{1, 1}, {1, 2}, {2, 3}, 1}},
-      {"groups", {2, 4, 6, 5}, {6, 2, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 2}},
-      {"depthwise", {2, 3, 6, 6}, {3, 1, 3, 3}, false, {{2, 1}, {1, 1}, {1, 1}, 3}},
-      {"pointwise", {3, 4, 5, 3}, {2, 4, 1, 1}, true, {}},
-      {"pointwise_stride", {2, 4, 5, 5}, {3, 4, 1, 1}, true, {{2, 2}, {0, 0}, {1, 1}, 1}},
-      {"kernel_eq_padded", {1, 1, 3, 3}, {2, 1, 5, 5}, true, {{1, 1}, {1, 1}, {1, 1}, 1}},
-      {"batch1", {1, 2, 5, 4}, {3, 2, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 1}},
-      {"big_stride", {3, 2, 8, 7}, {2, 2, 2, 2}, true, {{3, 4}, {1, 0}, {1, 1}, 1}},
-  };
-}
-
+// The geometries are the op-case table's (tests/op_cases.cpp), which gradchecks each and
+// compares it across devices; here the forward against the naive loops.
 TEST(Conv2d, ForwardMatchesNaiveF64AndF32) {
   default_generator().manual_seed(1);
-  for (const ConvCase& c : conv_cases()) {
-    SCOPED_TRACE(c.name);
+  for (const test::Conv2dGeometry& g : test::conv2d_geometries()) {
+    SCOPED_TRACE(g.name);
+    struct {
+      Shape x, w;
+      bool bias;
+      ConvArgs a;
+    } c{g.x, g.w, g.bias, {g.stride, g.padding, g.dilation, g.groups}};
     Tensor x = randn(c.x, {.dtype = DType::f64}), w = randn(c.w, {.dtype = DType::f64});
     Tensor b = c.bias ? randn({c.w[0]}, {.dtype = DType::f64}) : Tensor();
     Tensor ref = conv_ref(x, w, b, c.a);
@@ -319,23 +301,6 @@ TEST(Conv2d, F32DirectKernelsMatchF64) {
   }
 }
 
-TEST(Conv2d, Gradcheck) {
-  default_generator().manual_seed(2);
-  for (const ConvCase& c : conv_cases()) {
-    SCOPED_TRACE(c.name);
-    Tensor x = leaf(c.x), w = leaf(c.w);
-    ConvArgs a = c.a;
-    if (c.bias) {
-      Tensor b = leaf({c.w[0]});
-      expect_gradcheck([a](const TensorList& in) { return conv2d(in[0], in[1], in[2], a.s, a.p, a.d, a.groups); },
-                       {x, w, b});
-    } else {
-      expect_gradcheck([a](const TensorList& in) { return conv2d(in[0], in[1], Tensor(), a.s, a.p, a.d, a.groups); },
-                       {x, w});
-    }
-  }
-}
-
 TEST(Conv2d, OnlyWeightNeedsGrad) {
   Tensor x = randn({2, 1, 6, 6}, {.dtype = DType::f64});  // e.g. the images: no grad
   Tensor w = leaf({3, 1, 3, 3});
@@ -376,23 +341,14 @@ TEST(Pool, MaxForwardIndicesAndBackward) {
             (std::vector<double>{0, 1, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0, 4}));
 }
 
-struct PoolCase {
-  const char* name;
-  Shape x;
-  std::array<int64_t, 2> k, s, p;
-};
-std::vector<PoolCase> pool_cases() {
-  return {
-      {"k2", {2, 3, 6, 6}, {2, 2}, {0, 0}, {0, 0}},
-      {"k3s2p1", {2, 2, 7, 9}, {3, 3}, {2, 2}, {1, 1}},
-      {"overlap", {1, 2, 5, 6}, {3, 2}, {1, 1}, {1, 0}},
-      {"odd", {3, 1, 7, 5}, {2, 3}, {2, 1}, {0, 1}},
-  };
-}
-
+// The geometries are the op-case table's (gradchecked and compared across devices there).
 TEST(Pool, ForwardMatchesNaive) {
-  for (const PoolCase& c : pool_cases()) {
-    SCOPED_TRACE(c.name);
+  for (const test::Pool2dGeometry& g : test::pool2d_geometries()) {
+    SCOPED_TRACE(g.name);
+    struct {
+      Shape x;
+      std::array<int64_t, 2> k, s, p;
+    } c{g.x, g.kernel, g.stride, g.padding};
     Tensor x = randn(c.x, {.dtype = DType::f64});
     EXPECT_TRUE(all_close(max_pool2d(x, c.k, c.s, c.p), pool_ref(x, RefPool::max, c.k, c.s, c.p), 0, 0));
     EXPECT_TRUE(all_close(avg_pool2d(x, c.k, c.s, c.p, true), pool_ref(x, RefPool::avg, c.k, c.s, c.p), 1e-12, 1e-12));
@@ -466,20 +422,6 @@ TEST(Pool, AdaptiveForward) {
   EXPECT_TRUE(all_close(adaptive_avg_pool2d(x, {1, 1}), mean(x, {2, 3}, true), 1e-12, 1e-12));
 }
 
-TEST(Pool, Gradcheck) {
-  default_generator().manual_seed(3);
-  for (const PoolCase& c : pool_cases()) {
-    SCOPED_TRACE(c.name);
-    Tensor x = leaf(c.x);
-    expect_gradcheck([c](const TensorList& in) { return max_pool2d(in[0], c.k, c.s, c.p); }, {x});
-    expect_gradcheck([c](const TensorList& in) { return avg_pool2d(in[0], c.k, c.s, c.p, true); }, {x});
-    expect_gradcheck([c](const TensorList& in) { return avg_pool2d(in[0], c.k, c.s, c.p, false); }, {x});
-  }
-  Tensor x = leaf({2, 2, 7, 5});
-  for (std::array<int64_t, 2> o : {std::array<int64_t, 2>{1, 1}, {3, 2}, {4, 4}, {9, 6}})
-    expect_gradcheck([o](const TensorList& in) { return adaptive_avg_pool2d(in[0], o); }, {x});
-}
-
 TEST(Pool, Errors) {
   Tensor x = randn({2, 3, 5, 5});
   EXPECT_ERROR(max_pool2d(randn({5, 5}), {2, 2}), "expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape [5, 5]");
@@ -543,23 +485,6 @@ TEST(BatchNorm, EvalUsesRunningStats) {
   EXPECT_TRUE(all_close(y, bn_ref(x, {0.5, -1}, {2, 0.25}, w, b, 1e-5), 1e-12, 1e-12));
   EXPECT_EQ(rm.to_vector<double>(), (std::vector<double>{0.5, -1}));  // untouched
   EXPECT_EQ(rv.to_vector<double>(), (std::vector<double>{2, 0.25}));
-}
-
-TEST(BatchNorm, GradcheckTrainAndEval) {
-  default_generator().manual_seed(5);
-  for (Shape shape : {Shape{5, 3}, Shape{3, 2, 3, 5}}) {
-    SCOPED_TRACE(shape_str(shape));
-    int64_t c = shape[1];
-    Tensor x = leaf(shape), w = leaf({c}), b = leaf({c});
-    Tensor rm = zeros({c}, {.dtype = DType::f64}), rv = ones({c}, {.dtype = DType::f64});
-    expect_gradcheck([&](const TensorList& in) { return batch_norm(in[0], rm, rv, in[1], in[2], true, 0.1, 1e-5); },
-                     {x, w, b});
-    expect_gradcheck([](const TensorList& in) { return batch_norm(in[0], Tensor(), Tensor(), Tensor(), Tensor(), true); },
-                     {x});
-    Tensor erm = randn({c}, {.dtype = DType::f64}), erv = rand({c}, {.dtype = DType::f64}) + 0.5;
-    expect_gradcheck([&](const TensorList& in) { return batch_norm(in[0], erm, erv, in[1], in[2], false, 0.1, 1e-5); },
-                     {x, w, b});
-  }
 }
 
 TEST(BatchNorm, Errors) {

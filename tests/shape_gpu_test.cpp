@@ -1,6 +1,6 @@
-// Shape and index ops on CUDA against the CPU: forward values and backward gradients, plus
-// the CUDA-only paths (device-side index check, atomicAdd scatter in f16/bf16).
-#include <functional>
+// Shape and index ops on CUDA beyond the op-case table (tests/op_cases.cpp, whose OpParity
+// tier compares forward values and gradients with the CPU): storage sharing, the CUDA-only
+// paths (device-side index check, atomicAdd scatter in f16/bf16), integer dtypes.
 #include <string>
 
 #include "test_util.h"
@@ -10,114 +10,9 @@ namespace {
 
 using test::all_close;
 
-struct OpCase {
-  std::string name;
-  std::vector<Shape> inputs;  // random floating inputs, all requiring grad
-  std::function<Tensor(const TensorList&)> fn;
-};
-
 Tensor i64(const std::vector<int64_t>& v, const Shape& shape, Device device = kCPU) {
   return from_vector(v, shape, {.dtype = DType::i64, .device = device});
 }
-
-// Index tensors are made on the CPU once and moved to each input's device inside fn.
-const Tensor& sel_index() {
-  static Tensor t = i64({3, 0, 3, 1, 3, 2}, {6});
-  return t;
-}
-const Tensor& gather_index() {
-  static Tensor t = i64({0, 2, 2, 1, 1, 1, 0, 0}, {4, 2});
-  return t;
-}
-
-std::vector<OpCase> cases() {
-  auto on = [](const Tensor& idx, const Tensor& like) { return idx.to(like.device()); };
-  return {
-      {"flatten", {{2, 3, 4}}, [](const TensorList& in) { return flatten(transpose(in[0], 0, 2), 1); }},
-      {"squeeze", {{2, 1, 3}}, [](const TensorList& in) { return squeeze(in[0], 1); }},
-      {"unsqueeze", {{2, 3}}, [](const TensorList& in) { return unsqueeze(in[0], -1); }},
-      {"transpose", {{2, 3, 4}}, [](const TensorList& in) { return transpose(in[0], 0, -1); }},
-      {"permute", {{2, 3, 4}}, [](const TensorList& in) { return permute(in[0], {1, 2, 0}); }},
-      {"expand", {{3, 1}}, [](const TensorList& in) { return expand(in[0], {2, 3, 5}); }},
-      {"narrow", {{4, 5}}, [](const TensorList& in) { return narrow(transpose(in[0], 0, 1), 0, 1, 3); }},
-      {"slice", {{4, 7}}, [](const TensorList& in) { return slice(in[0], 1, 1, 7, 2); }},
-      {"select", {{4, 5}}, [](const TensorList& in) { return select(transpose(in[0], 0, 1), 1, -1); }},
-      {"cat", {{2, 3}, {2, 1}, {3, 2}},
-       [](const TensorList& in) { return cat({in[0], in[1], transpose(in[2], 0, 1)}, 1); }},
-      {"stack", {{2, 3}, {3, 2}}, [](const TensorList& in) { return stack({in[0], transpose(in[1], 0, 1)}, 1); }},
-      {"split", {{5, 3}},
-       [](const TensorList& in) {
-         TensorList p = split(in[0], 2);
-         return cat({p[2] * 3.0, p[0]});
-       }},
-      {"chunk", {{3, 5}},
-       [](const TensorList& in) {
-         TensorList p = chunk(in[0], 2, 1);
-         return cat({p[1], p[0]}, 1);
-       }},
-      {"pad", {{2, 3}}, [](const TensorList& in) { return pad(transpose(in[0], 0, 1), {1, 2, -1, 1}, 0.5); }},
-      {"index_select", {{4, 3}},
-       [on](const TensorList& in) { return index_select(in[0], 0, on(sel_index(), in[0])); }},
-      {"index_select_t", {{4, 3}},
-       [on](const TensorList& in) {
-         return index_select(transpose(in[0], 0, 1), 1, on(sel_index(), in[0]));
-       }},
-      {"gather", {{4, 3}}, [on](const TensorList& in) { return gather(in[0], 1, on(gather_index(), in[0])); }},
-      {"gather_t", {{4, 3}},
-       [on](const TensorList& in) {
-         return gather(transpose(in[0], 0, 1), 0, transpose(on(gather_index(), in[0]), 0, 1));
-       }},
-  };
-}
-
-/// Forward output and input gradients (for a fixed upstream gradient v) on `device`.
-struct OpRun {
-  Tensor out;
-  TensorList grads;
-};
-OpRun run_on(const OpCase& c, const TensorList& cpu_inputs, const Tensor& cpu_v, Device device) {
-  TensorList in;
-  for (const Tensor& x : cpu_inputs) in.push_back(x.to(device).detach().requires_grad_());
-  OpRun r;
-  r.out = c.fn(in);
-  r.grads = autograd::grad({r.out}, in, {cpu_v.to(device)}, false, /*allow_unused=*/true);
-  return r;
-}
-
-class ShapeGpuParity : public ::testing::TestWithParam<DType> {};
-
-TEST_P(ShapeGpuParity, ForwardAndBackwardMatchCpu) {
-  EMBER_REQUIRE_GPU();
-  DType dtype = GetParam();
-  Device gpu(DeviceType::cuda, 0);
-  default_generator().manual_seed(7);
-  for (const OpCase& c : cases()) {
-    SCOPED_TRACE(c.name + " " + dtype_name(dtype));
-    TensorList inputs;
-    for (const Shape& s : c.inputs) inputs.push_back(randn(s, {.dtype = dtype}));
-    Tensor probe;
-    {
-      NoGradGuard ng;
-      probe = c.fn(inputs);
-    }
-    Tensor v = randn(probe.shape(), {.dtype = dtype});
-    OpRun ref = run_on(c, inputs, v, kCPU);
-    OpRun got = run_on(c, inputs, v, gpu);
-    EXPECT_TRUE(got.out.is_cuda());
-    EXPECT_TRUE(all_close(got.out.cpu(), ref.out, 0.0, 0.0));  // pure data movement: exact
-    ASSERT_EQ(got.grads.size(), ref.grads.size());
-    for (size_t i = 0; i < ref.grads.size(); ++i) {
-      ASSERT_TRUE(ref.grads[i].defined());
-      ASSERT_TRUE(got.grads[i].defined());
-      EXPECT_TRUE(got.grads[i].is_cuda());
-      // Scatter-add sums in a different order on the GPU (atomics): allow rounding.
-      EXPECT_TRUE(all_close(got.grads[i].cpu(), ref.grads[i], 1e-5, 1e-6)) << "input " << i;
-    }
-  }
-}
-
-INSTANTIATE_TEST_SUITE_P(Dtypes, ShapeGpuParity, ::testing::Values(DType::f32, DType::f64),
-                         [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(ShapeGpu, ViewsShareStorage) {
   EMBER_REQUIRE_GPU();

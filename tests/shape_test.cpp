@@ -1,5 +1,7 @@
 // Shape and index ops: values against hand-computed results, storage sharing of views,
-// non-contiguous inputs, negative dims, error paths, and gradchecks.
+// non-contiguous inputs, negative dims, error paths, hand-computed gradients. The gradchecks
+// (views, slicing, cat/stack, split/chunk, pad, index_select/gather) are op-case table rows
+// (tests/op_cases.cpp).
 #include <climits>
 #include <numeric>
 
@@ -7,8 +9,6 @@
 
 namespace ember {
 namespace {
-
-using test::expect_gradcheck;
 
 using test::all_close;
 
@@ -28,11 +28,6 @@ Tensor i64(const std::vector<int64_t>& v, const Shape& shape) {
 }
 
 std::vector<double> vals(const Tensor& t) { return t.to_vector<double>(); }
-
-/// A leaf f64 input for gradcheck, random values.
-Tensor leaf(const Shape& shape) { return randn(shape, {.dtype = DType::f64}).requires_grad_(); }
-
-
 
 // ---- flatten, squeeze, unsqueeze
 
@@ -406,82 +401,6 @@ TEST(ShapeGrad, SavedIndexModifiedInPlace) {
   Tensor y = index_select(x, 0, idx);
   idx.fill_(2.0);
   EXPECT_ERROR(sum(y).backward(), "IndexSelectBackward");
-}
-
-// ---- gradchecks (f64, CPU), including non-contiguous inputs
-
-TEST(ShapeGradcheck, Views) {
-  Tensor x = leaf({2, 3, 4});
-  expect_gradcheck([](const TensorList& in) { return flatten(in[0], 1); }, {x});
-  expect_gradcheck([](const TensorList& in) { return flatten(transpose(in[0], 0, 2)); }, {x});
-  expect_gradcheck([](const TensorList& in) { return squeeze(unsqueeze(in[0], 1)); }, {x});
-  expect_gradcheck([](const TensorList& in) { return squeeze(unsqueeze(in[0], -1), -1); }, {x});
-  expect_gradcheck([](const TensorList& in) { return unsqueeze(in[0], 0) * 2.0; }, {x});
-  expect_gradcheck([](const TensorList& in) { return transpose(in[0], 0, -1); }, {x});
-  expect_gradcheck([](const TensorList& in) { return permute(in[0], {1, 2, 0}); }, {x});
-  expect_gradcheck([](const TensorList& in) { return permute(transpose(in[0], 1, 2), {2, 0, 1}); }, {x});
-  Tensor e = leaf({3, 1});
-  expect_gradcheck([](const TensorList& in) { return expand(in[0], {2, 3, 4}); }, {e});
-  expect_gradcheck([](const TensorList& in) { return expand(transpose(in[0], 0, 1), {3, 1, 3}); }, {e});
-}
-
-TEST(ShapeGradcheck, Slicing) {
-  Tensor x = leaf({4, 5});
-  expect_gradcheck([](const TensorList& in) { return narrow(in[0], 1, 1, 3); }, {x});
-  expect_gradcheck([](const TensorList& in) { return narrow(transpose(in[0], 0, 1), 0, -2, 2); }, {x});
-  expect_gradcheck([](const TensorList& in) { return slice(in[0], 1, 0, 5, 2); }, {x});
-  expect_gradcheck([](const TensorList& in) { return slice(transpose(in[0], 0, 1), -1, 1, 4, 2); }, {x});
-  expect_gradcheck([](const TensorList& in) { return select(in[0], 0, -1); }, {x});
-  expect_gradcheck([](const TensorList& in) { return select(transpose(in[0], 0, 1), 1, 2); }, {x});
-}
-
-TEST(ShapeGradcheck, CatStack) {
-  Tensor a = leaf({2, 3}), b = leaf({2, 1}), c = leaf({3, 2});
-  expect_gradcheck([](const TensorList& in) { return cat({in[0], in[1], transpose(in[2], 0, 1)}, 1); },
-                   {a, b, c});
-  expect_gradcheck([](const TensorList& in) { return cat({in[0], transpose(in[2], 0, 1)}, -2); }, {a, b, c});
-  Tensor d = leaf({2, 3});
-  expect_gradcheck([](const TensorList& in) { return stack({in[0], transpose(in[1], 0, 1)}, 1); }, {a, c});
-  expect_gradcheck([](const TensorList& in) { return stack({in[0], in[1], in[0]}, -1); }, {a, d});
-}
-
-TEST(ShapeGradcheck, SplitChunk) {
-  Tensor x = leaf({5, 3});
-  expect_gradcheck([](const TensorList& in) {
-    TensorList p = split(in[0], 2);
-    return cat({p[2] * 3.0, p[0]});  // p[1] unused: its gradient is zero
-  }, {x});
-  expect_gradcheck([](const TensorList& in) {
-    TensorList p = chunk(transpose(in[0], 0, 1), 2, 1);  // pieces (3, 3) and (3, 2)
-    return cat({p[1], p[0] * p[0]}, 1);
-  }, {x});
-}
-
-TEST(ShapeGradcheck, Pad) {
-  Tensor x = leaf({2, 3});
-  expect_gradcheck([](const TensorList& in) { return pad(in[0], {1, 2, 0, 1}, 0.5); }, {x});
-  expect_gradcheck([](const TensorList& in) { return pad(transpose(in[0], 0, 1), {2, -1}); }, {x});
-  expect_gradcheck([](const TensorList& in) { return pad(in[0], {-1, -1, 1, 0}); }, {x});
-}
-
-TEST(ShapeGradcheck, IndexSelectGather) {
-  Tensor x = leaf({4, 3});
-  Tensor idx = i64({3, 0, 3, 1, 3}, {5});
-  expect_gradcheck([&](const TensorList& in) { return index_select(in[0], 0, idx); }, {x});
-  expect_gradcheck([&](const TensorList& in) { return index_select(transpose(in[0], 0, 1), 1, idx); }, {x});
-  Tensor idx32 = from_vector(std::vector<int32_t>{2, 2, 0}, {3}, {.dtype = DType::i32});
-  expect_gradcheck([&](const TensorList& in) { return index_select(in[0], -1, idx32); }, {x});
-  Tensor gidx = i64({0, 2, 2, 1, 1, 1, 0, 0}, {4, 2});
-  expect_gradcheck([&](const TensorList& in) { return gather(in[0], 1, gidx); }, {x});
-  Tensor gidx0 = i64({3, 3, 0, 1, 2, 3}, {2, 3});
-  expect_gradcheck([&](const TensorList& in) { return gather(in[0], 0, gidx0); }, {x});
-  expect_gradcheck([&](const TensorList& in) { return gather(transpose(in[0], 0, 1), 0, transpose(gidx, 0, 1)); },
-                   {x});
-  // A non-contiguous leaf (a transposed view) as the direct input.
-  Tensor xt = transpose(randn({3, 4}, {.dtype = DType::f64}), 0, 1).requires_grad_();
-  ASSERT_FALSE(xt.is_contiguous());
-  expect_gradcheck([&](const TensorList& in) { return gather(in[0], 1, gidx); }, {xt});
-  expect_gradcheck([&](const TensorList& in) { return cat({in[0], narrow(in[0], 0, 1, 2)}); }, {xt});
 }
 
 }  // namespace

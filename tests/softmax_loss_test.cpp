@@ -1,10 +1,10 @@
 // softmax/log_softmax, cross_entropy, nll_loss, mse_loss, dropout, var/std/logsumexp on the
-// CPU against hand-written f64 references, plus gradient checks.
+// CPU against hand-written f64 references and hand-computed gradients. Their gradchecks are
+// rows of the op-case table (tests/op_cases.cpp).
 #include <cmath>
 #include <limits>
 #include <string>
 
-#include "autograd/gradcheck.h"
 #include "kernels/dropout.h"
 #include "test_util.h"
 
@@ -129,21 +129,6 @@ TEST(Softmax, NonContiguousAndDtypes) {
   expect_error([] { softmax(zeros({2, 3}, {.dtype = DType::i64}), 1); }, {"floating", "i64"});
 }
 
-TEST(SoftmaxGrad, Gradcheck) {
-  manual_seed(13);
-  Tensor x = randn64({3, 4, 5}).requires_grad_();
-  for (int64_t d : {0, 1, 2}) {
-    auto r = gradcheck([d](const TensorList& in) { return softmax(in[0], d); }, {x});
-    EXPECT_TRUE(r.ok) << "softmax dim " << d << r.message;
-    r = gradcheck([d](const TensorList& in) { return log_softmax(in[0], d); }, {x});
-    EXPECT_TRUE(r.ok) << "log_softmax dim " << d << r.message;
-  }
-  Tensor base = randn64({4, 3});
-  Tensor t = make_view(base, {3, 4}, {1, 3}, 0).requires_grad_();
-  auto r = gradcheck([](const TensorList& in) { return log_softmax(in[0], 1); }, {t});
-  EXPECT_TRUE(r.ok) << r.message;
-}
-
 // ---- cross entropy / nll
 
 // PyTorch's definition, in f64 loops: per-row (1-eps)*nll + eps*mean_c(-log p_c), 0 for
@@ -248,31 +233,15 @@ TEST(CrossEntropy, Errors) {
                {"floating", "i64"});
 }
 
-TEST(CrossEntropyGrad, Gradcheck) {
-  manual_seed(16);
-  Tensor x = randn64({5, 4}).requires_grad_();
-  Tensor labels = labels_of({0, 3, -100, 1, 2});
-  for (Reduction red : {Reduction::mean, Reduction::sum, Reduction::none})
-    for (double eps : {0.0, 0.3}) {
-      auto r = gradcheck([&](const TensorList& in) { return cross_entropy(in[0], labels, red, eps); }, {x});
-      EXPECT_TRUE(r.ok) << int(red) << " eps " << eps << r.message;
-    }
-  Tensor xs = randn64({2, 3, 2, 2}).requires_grad_();
-  Tensor ls = labels_of({0, 1, 2, 1, 2, 1, 0, -100}, {2, 2, 2});
-  auto r = gradcheck([&](const TensorList& in) { return cross_entropy(in[0], ls, Reduction::mean, 0.1); }, {xs});
-  EXPECT_TRUE(r.ok) << r.message;
-  // Non-contiguous logits.
-  Tensor base = randn64({4, 3});
-  Tensor t = make_view(base, {3, 4}, {1, 3}, 0).requires_grad_();
-  r = gradcheck([&](const TensorList& in) { return cross_entropy(in[0], labels_of({3, 0, 2})); }, {t});
-  EXPECT_TRUE(r.ok) << r.message;
+// The gradchecks (reductions, smoothing, spatial, non-contiguous) are op-case table rows.
+TEST(CrossEntropyGrad, HandValue) {
   // Hand value: d/dx mean CE at x = 0 (C = 2, label 0) = [0.5 - 1, 0.5].
   Tensor z = zeros({1, 2}, {.dtype = DType::f64}).requires_grad_();
   cross_entropy(z, labels_of({0})).backward();
   EXPECT_EQ(z.grad().to_vector<double>(), (std::vector<double>{-0.5, 0.5}));
 }
 
-TEST(NllLoss, ValuesAndGradcheck) {
+TEST(NllLoss, Values) {
   manual_seed(17);
   Tensor lp = randn64({4, 3});
   Tensor labels = labels_of({2, 0, -100, 1});
@@ -284,28 +253,13 @@ TEST(NllLoss, ValuesAndGradcheck) {
   // A custom ignore_index inside [0, C).
   EXPECT_NEAR(nll_loss(lp, labels_of({2, 0, 1, 1}), Reduction::mean, 0).item(),
               (-v[2] - v[7] - v[10]) / 3, 1e-12);
-  lp.requires_grad_();
-  for (Reduction red : {Reduction::mean, Reduction::sum, Reduction::none}) {
-    auto r = gradcheck([&](const TensorList& in) { return nll_loss(in[0], labels, red); }, {lp});
-    EXPECT_TRUE(r.ok) << int(red) << r.message;
-  }
-  Tensor lps = randn64({2, 3, 4}).requires_grad_();
-  Tensor ls = labels_of({0, 1, 2, 2, 1, 0, -100, 1}, {2, 4});
-  auto r = gradcheck([&](const TensorList& in) { return nll_loss(in[0], ls, Reduction::mean); }, {lps});
-  EXPECT_TRUE(r.ok) << r.message;
 }
 
-TEST(MseLoss, ValuesAndGradcheck) {
+TEST(MseLoss, ValuesAndShapeError) {
   Tensor a = f64v({1, 2, 3, 4}, {2, 2}), b = f64v({0, 2, 5, 1}, {2, 2});
   EXPECT_DOUBLE_EQ(mse_loss(a, b).item(), (1 + 0 + 4 + 9) / 4.0);
   EXPECT_DOUBLE_EQ(mse_loss(a, b, Reduction::sum).item(), 14.0);
   EXPECT_EQ(mse_loss(a, b, Reduction::none).to_vector<double>(), (std::vector<double>{1, 0, 4, 9}));
-  manual_seed(18);
-  Tensor x = randn64({3, 4}).requires_grad_(), y = randn64({3, 4}).requires_grad_();
-  for (Reduction red : {Reduction::mean, Reduction::sum, Reduction::none}) {
-    auto r = gradcheck([&](const TensorList& in) { return mse_loss(in[0], in[1], red); }, {x, y});
-    EXPECT_TRUE(r.ok) << int(red) << r.message;
-  }
   expect_error([] { mse_loss(zeros({2, 3}), zeros({4})); }, {"[2, 3]", "[4]"});
 }
 
@@ -363,12 +317,6 @@ TEST(DropoutGrad, BackwardIsMaskTimesScale) {
     EXPECT_DOUBLE_EQ(gx[i], kept ? gv[i] / 0.6 : 0.0) << i;
     if (kept) EXPECT_NEAR(yv[i], xv[i] / 0.6, 1e-12);
   }
-  Tensor xg = randn64({4, 5}).requires_grad_();
-  auto r = gradcheck([](const TensorList& in) {
-    manual_seed(77);  // the same mask on every evaluation
-    return dropout(in[0], 0.3, true);
-  }, {xg});
-  EXPECT_TRUE(r.ok) << r.message;
 }
 
 // ---- var / std / logsumexp
@@ -394,19 +342,6 @@ TEST(ReduceComposite, VarStdLogsumexp) {
   EXPECT_NEAR(logsumexp(f64v({1000, 1000}), {0}).item(), 1000 + std::log(2.0), 1e-9);
   double ninf = -std::numeric_limits<double>::infinity();
   EXPECT_EQ(logsumexp(f64v({ninf, ninf}), {0}).item(), ninf);
-}
-
-TEST(ReduceComposite, Gradcheck) {
-  manual_seed(22);
-  Tensor x = randn64({3, 4}).requires_grad_();
-  for (Shape dims : {Shape{}, Shape{0}, Shape{1}, Shape{0, 1}}) {
-    auto r = gradcheck([&](const TensorList& in) { return var(in[0], dims); }, {x});
-    EXPECT_TRUE(r.ok) << "var " << shape_str(dims) << r.message;
-    r = gradcheck([&](const TensorList& in) { return std(in[0], dims, 0, true); }, {x});
-    EXPECT_TRUE(r.ok) << "std " << shape_str(dims) << r.message;
-    r = gradcheck([&](const TensorList& in) { return logsumexp(in[0], dims); }, {x});
-    EXPECT_TRUE(r.ok) << "logsumexp " << shape_str(dims) << r.message;
-  }
 }
 
 }  // namespace
