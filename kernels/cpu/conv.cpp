@@ -172,8 +172,8 @@ void fwd_f32(ConvAlgo a, const float* x, const float* w, const float* b, float* 
       over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::fwd_batched(x, w, b, y, g, nb, ne); });
       return;
     case ConvAlgo::winograd: {
-      const std::vector<float> u = winograd::transform_weights(w, g);
-      over(g, det, [&](int, int64_t nb, int64_t ne) { winograd::fwd(x, u.data(), b, y, g, nb, ne); });
+      const float* u = winograd::transform_weights(w, g);
+      over(g, det, [&](int, int64_t nb, int64_t ne) { winograd::fwd(x, u, b, y, g, nb, ne); });
       return;
     }
     default:
@@ -199,8 +199,8 @@ void grad_input_f32(ConvAlgo a, const float* w, const float* gy, float* gx, cons
       return;
     case ConvAlgo::winograd: {
       const ConvGeometry gt = direct::grad_input_geometry(g);
-      const std::vector<float> u = winograd::transform_weights(direct::grad_input_weights(w, g).data(), gt);
-      over(g, det, [&](int, int64_t nb, int64_t ne) { winograd::fwd(gy, u.data(), nullptr, gx, gt, nb, ne); });
+      const float* u = winograd::transform_weights(direct::grad_input_weights(w, g).data(), gt);
+      over(g, det, [&](int, int64_t nb, int64_t ne) { winograd::fwd(gy, u, nullptr, gx, gt, nb, ne); });
       return;
     }
     default:

@@ -108,7 +108,7 @@ constexpr int64_t kBatchedColumns = 512;
 }  // namespace
 
 float* scratch(int slot, int64_t n) {
-  constexpr int kSlots = 4;
+  constexpr int kSlots = 6;
   EMBER_CHECK(slot >= 0 && slot < kSlots, "conv scratch: slot ", slot, " out of range");
   thread_local std::vector<float> buf[kSlots];
   if (int64_t(buf[slot].size()) < n) buf[slot].resize(size_t(n));

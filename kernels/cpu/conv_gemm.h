@@ -48,7 +48,9 @@ void grad_weight_batched(const float* x, const float* gy, float* gw, const ConvG
 
 /// A per-thread scratch buffer of at least n floats, kept for the thread's next call (the
 /// batched and Winograd buffers are megabytes: allocating and faulting them in per call costs
-/// as much as a small convolution). slot tells a caller's buffers apart.
+/// as much as a small convolution). slot tells a caller's buffers apart: 0-1 batched,
+/// 2-3 Winograd's per-thread V and M, 4 the Winograd weights (the calling thread's, read by
+/// the whole team).
 float* scratch(int slot, int64_t n);
 
 }  // namespace ember::cpu::gemm_conv

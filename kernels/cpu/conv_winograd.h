@@ -40,8 +40,9 @@ bool eligible(const ConvGeometry& g);
 /// Also the input gradient's convolution (padding 2 - p must not be negative).
 bool eligible_grad_input(const ConvGeometry& g);
 
-/// U (36, C_out, C_in) = G w G^T per (C_out, C_in) pair of w (C_out, C_in, 3, 3).
-std::vector<float> transform_weights(const float* w, const ConvGeometry& g);
+/// U (36, C_out, C_in) = G w G^T per (C_out, C_in) pair of w (C_out, C_in, 3, 3), in this
+/// thread's scratch slot 4 (valid until its next call on this thread).
+const float* transform_weights(const float* w, const ConvGeometry& g);
 /// y[n] = conv(x[n], w) + b for images [n0, n1); u from transform_weights; b may be null.
 void fwd(const float* x, const float* u, const float* b, float* y, const ConvGeometry& g, int64_t n0, int64_t n1);
 
