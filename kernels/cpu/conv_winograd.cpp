@@ -30,6 +30,12 @@ constexpr int64_t kWinogradTiles = 256;
 
 int64_t round_up_to(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+#if defined(__GNUC__) || defined(__clang__)
+#define EMBER_ALWAYS_INLINE_T __attribute__((always_inline)) inline
+#else
+#define EMBER_ALWAYS_INLINE_T inline
+#endif
+
 /// Eight tiles side by side: the transforms run on all eight lanes at once (GCC/Clang vector
 /// extension: AVX where the compiler may use it, two SSE halves otherwise).
 constexpr int kLanes = 8;
@@ -41,7 +47,7 @@ constexpr int64_t kPositionPad = 16;
 
 // The 1-D transforms, written out: the matrices' zeros and ones cost nothing and the
 // repeated sums are shared. r[k * rs] = (B^T d)[k] for d[k * s].
-inline void bt6(const v8* d, int s, v8* r, int rs) {
+EMBER_ALWAYS_INLINE_T void bt6(const v8* d, int s, v8* r, int rs) {
   const v8 d0 = d[0], d1 = d[s], d2 = d[2 * s], d3 = d[3 * s], d4 = d[4 * s], d5 = d[5 * s];
   r[0] = 4.0f * d0 - 5.0f * d2 + d4;
   r[rs] = (d3 + d4) - 4.0f * (d1 + d2);
@@ -51,7 +57,7 @@ inline void bt6(const v8* d, int s, v8* r, int rs) {
   r[5 * rs] = 4.0f * d1 - 5.0f * d3 + d5;
 }
 // r[k * rs] = (A^T m)[k] for m[k * s].
-inline void at6(const v8* m, int s, v8* r, int rs) {
+EMBER_ALWAYS_INLINE_T void at6(const v8* m, int s, v8* r, int rs) {
   const v8 m0 = m[0], m1 = m[s], m2 = m[2 * s], m3 = m[3 * s], m4 = m[4 * s], m5 = m[5 * s];
   const v8 p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4;
   r[0] = m0 + p12 + p34;
@@ -64,7 +70,7 @@ inline void at6(const v8* m, int s, v8* r, int rs) {
 struct TilePos {
   int64_t image, oh0, ow0;
 };
-inline TilePos tile_pos(int64_t t, int64_t tpi, int64_t tw) {
+EMBER_ALWAYS_INLINE_T TilePos tile_pos(int64_t t, int64_t tpi, int64_t tw) {
   const int64_t i = t / tpi, r = t % tpi;
   return {i, 4 * (r / tw), 4 * (r % tw)};
 }
@@ -103,8 +109,17 @@ const float* transform_weights(const float* w, const ConvGeometry& g) {
   return u;
 }
 
-void fwd(const float* x, const float* u, const float* b, float* y, const ConvGeometry& g, int64_t n0, int64_t n1) {
-  EMBER_CHECK(eligible(g), "winograd convolution: geometry not eligible");
+namespace {
+
+// The body of fwd, compiled twice: for AVX2 + FMA (8-lane vectors in one register, chosen at
+// run time) and for baseline x86-64.
+#if defined(__GNUC__) || defined(__clang__)
+#define EMBER_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define EMBER_ALWAYS_INLINE inline
+#endif
+EMBER_ALWAYS_INLINE void fwd_body(const float* x, const float* u, const float* b, float* y, const ConvGeometry& g,
+                                  int64_t n0, int64_t n1) {
   const int64_t th = ceil_div(g.oh, int64_t(4)), tw = ceil_div(g.ow, int64_t(4)), tpi = th * tw;
   const int64_t bmax = std::max<int64_t>(1, ceil_div(kWinogradTiles, tpi));
   const int64_t C = g.c_in, O = g.c_out, ohw = g.oh * g.ow, hw = g.h * g.w;
@@ -166,14 +181,44 @@ void fwd(const float* x, const float* u, const float* b, float* y, const ConvGeo
         for (int r = 0; r < 4; ++r) at6(t + r * 6, 1, out + r * 4, 1);
         const float bias = b ? b[co] : 0.0f;
         for (int l = 0; l < lanes; ++l) {
-          float* yc = y + ((n + pos[l].image) * O + co) * ohw;
+          float* yt = y + ((n + pos[l].image) * O + co) * ohw + pos[l].oh0 * g.ow + pos[l].ow0;
           const int64_t rh = std::min<int64_t>(4, g.oh - pos[l].oh0), rw = std::min<int64_t>(4, g.ow - pos[l].ow0);
-          for (int64_t r = 0; r < rh; ++r)
-            for (int64_t q = 0; q < rw; ++q) yc[(pos[l].oh0 + r) * g.ow + pos[l].ow0 + q] = out[r * 4 + q][l] + bias;
+          if (rh == 4 && rw == 4) {  // a whole tile
+            for (int r = 0; r < 4; ++r)
+              for (int q = 0; q < 4; ++q) yt[r * g.ow + q] = out[r * 4 + q][l] + bias;
+          } else {
+            for (int64_t r = 0; r < rh; ++r)
+              for (int64_t q = 0; q < rw; ++q) yt[r * g.ow + q] = out[r * 4 + q][l] + bias;
+          }
         }
       }
     }
   }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx2,fma"))) void fwd_avx2(const float* x, const float* u, const float* b, float* y,
+                                                  const ConvGeometry& g, int64_t n0, int64_t n1) {
+  fwd_body(x, u, b, y, g, n0, n1);
+}
+bool cpu_has_avx2_fma() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+}
+#endif
+void fwd_base(const float* x, const float* u, const float* b, float* y, const ConvGeometry& g, int64_t n0,
+              int64_t n1) {
+  fwd_body(x, u, b, y, g, n0, n1);
+}
+
+}  // namespace
+
+void fwd(const float* x, const float* u, const float* b, float* y, const ConvGeometry& g, int64_t n0, int64_t n1) {
+  EMBER_CHECK(eligible(g), "winograd convolution: geometry not eligible");
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (cpu_has_avx2_fma()) return fwd_avx2(x, u, b, y, g, n0, n1);
+#endif
+  fwd_base(x, u, b, y, g, n0, n1);
 }
 
 }  // namespace ember::cpu::winograd
