@@ -267,13 +267,18 @@ void grad_bias(const T* gy, T* gb, const ConvGeometry& g, bool det) {
 constexpr double kRetimeBelow = 0.02;  // seconds
 
 ConvAlgo fixed_rule(ConvPass p, const ConvGeometry& g) {
-  // The channels the pass's convolution reads and writes (the input gradient's convolution
-  // reads C_out channels of gy).
-  const int64_t cin = p == ConvPass::grad_input ? g.c_out : g.c_in;
-  const int64_t cout = p == ConvPass::grad_input ? g.c_in : g.c_out;
-  if (eligible(ConvAlgo::direct, p, g) && std::min(cin, cout) <= 16) return ConvAlgo::direct;
-  if (eligible(ConvAlgo::winograd, p, g) && std::min(cin, cout) >= 32) return ConvAlgo::winograd;
-  if (eligible(ConvAlgo::batched, p, g) && g.oh * g.ow <= 256) return ConvAlgo::batched;
+  // The smaller channel count of the pass's convolution; the measured picks (1 and 2
+  // threads, ResNet-20/18 and LeNet at batch 128/64): direct up to 32 channels, Winograd
+  // from 64 for the forward and input-gradient convolutions; the weight gradient direct on
+  // large maps, batched GEMMs on maps of 16x16 and less; strided ones batched or im2col.
+  const int64_t ch = std::min(g.c_in, g.c_out), ohw = g.oh * g.ow;
+  if (p == ConvPass::grad_weight) {
+    if (eligible(ConvAlgo::direct, p, g) && (ch <= 32 || ohw > 256)) return ConvAlgo::direct;
+  } else {
+    if (eligible(ConvAlgo::direct, p, g) && ch <= 32) return ConvAlgo::direct;
+    if (eligible(ConvAlgo::winograd, p, g) && ch >= 64) return ConvAlgo::winograd;
+  }
+  if (eligible(ConvAlgo::batched, p, g) && ohw <= 256) return ConvAlgo::batched;
   return ConvAlgo::im2col;
 }
 
