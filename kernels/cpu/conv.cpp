@@ -208,40 +208,60 @@ void grad_input_f32(ConvAlgo a, const float* w, const float* gy, float* gx, cons
   }
 }
 
-/// gw (C_out, K) overwritten: partial sums per thread or fixed block, added in order.
+/// Adds image n's bias gradient (sums of gy over each output plane) to gb.
 template <class T>
-void grad_weight_run(ConvAlgo a, const T* x, const T* gy, T* gw, const ConvGeometry& g, bool det) {
-  const int64_t wsize = g.c_out * (g.c_in / g.groups) * g.kh * g.kw;
-  const int np = partials(g, det);
-  std::vector<T> part(size_t(np * wsize), T(0));
-  over(g, det, [&](int t, int64_t nb, int64_t ne) {
-    T* pt = part.data() + t * wsize;
-    if constexpr (std::is_same_v<T, float>) {
-      if (a == ConvAlgo::direct) return direct::grad_weight(x, gy, pt, g, nb, ne);
-      if (a == ConvAlgo::batched) return gemm_conv::grad_weight_batched(x, gy, pt, g, nb, ne);
-    }
-    gemm_conv::grad_weight_images(x, gy, pt, g, nb, ne);
-  });
-  for (int t = 1; t < np; ++t)
-    for (int64_t i = 0; i < wsize; ++i) part[size_t(i)] += part[size_t(t * wsize + i)];
-  const bool transposed = !std::is_same_v<T, float> || (a != ConvAlgo::direct && a != ConvAlgo::batched);
-  if (transposed) gemm_conv::transpose_weight_blocks(part.data(), gw, g);
-  else std::copy(part.begin(), part.begin() + wsize, gw);
+void add_bias_grad(const T* gy, T* gb, const ConvGeometry& g, int64_t n) {
+  const int64_t ohw = g.oh * g.ow;
+  for (int64_t c = 0; c < g.c_out; ++c) gb[c] += sum_contiguous(gy + (n * g.c_out + c) * ohw, ohw);
 }
 
+/// gw (C_out, K) and gb (either may be null) overwritten: partial sums per thread or fixed
+/// block, added in order. The bias gradient rides along in the same parallel region, image
+/// by image right after the weight gradient's pass over it (gy still in cache).
 template <class T>
-void grad_bias(const T* gy, T* gb, const ConvGeometry& g, bool det) {
-  const int64_t ohw = g.oh * g.ow;
+void grad_weight_run(ConvAlgo a, const T* x, const T* gy, T* gw, T* gb, const ConvGeometry& g, bool det) {
+  const int64_t wsize = g.c_out * (g.c_in / g.groups) * g.kh * g.kw;
   const int np = partials(g, det);
-  std::vector<T> part(size_t(np * g.c_out), T(0));
+  std::vector<T> part(gw ? size_t(np * wsize) : 0, T(0));
+  std::vector<T> part_b(gb ? size_t(np * g.c_out) : 0, T(0));
   over(g, det, [&](int t, int64_t nb, int64_t ne) {
-    T* pt = part.data() + t * g.c_out;
-    for (int64_t n = nb; n < ne; ++n)
-      for (int64_t c = 0; c < g.c_out; ++c) pt[c] += sum_contiguous(gy + (n * g.c_out + c) * ohw, ohw);
+    T* pb = gb ? part_b.data() + t * g.c_out : nullptr;
+    if (!gw) {
+      for (int64_t n = nb; n < ne; ++n) add_bias_grad(gy, pb, g, n);
+      return;
+    }
+    T* pt = part.data() + t * wsize;
+    // Per image or per GEMM block, so that the bias sums read gy while it is in cache; the
+    // direct kernel takes the whole range (it keeps chunks of images in flight itself).
+    const bool f32 = std::is_same_v<T, float>;
+    const int64_t step = f32 && a == ConvAlgo::direct    ? std::max<int64_t>(1, ne - nb)
+                         : f32 && a == ConvAlgo::batched ? gemm_conv::batched_block(g)
+                                                         : 1;
+    for (int64_t n = nb; n < ne; n += step) {
+      const int64_t m = std::min(ne, n + step);
+      if constexpr (std::is_same_v<T, float>) {
+        if (a == ConvAlgo::direct) direct::grad_weight(x, gy, pt, g, n, m);
+        else if (a == ConvAlgo::batched) gemm_conv::grad_weight_batched(x, gy, pt, g, n, m);
+        else gemm_conv::grad_weight_images(x, gy, pt, g, n, m);
+      } else {
+        gemm_conv::grad_weight_images(x, gy, pt, g, n, m);
+      }
+      if (pb)
+        for (int64_t i = n; i < m; ++i) add_bias_grad(gy, pb, g, i);
+    }
   });
-  std::copy(part.begin(), part.begin() + g.c_out, gb);
-  for (int t = 1; t < np; ++t)
-    for (int64_t c = 0; c < g.c_out; ++c) gb[c] += part[size_t(t * g.c_out + c)];
+  if (gw) {
+    for (int t = 1; t < np; ++t)
+      for (int64_t i = 0; i < wsize; ++i) part[size_t(i)] += part[size_t(t * wsize + i)];
+    const bool transposed = !std::is_same_v<T, float> || (a != ConvAlgo::direct && a != ConvAlgo::batched);
+    if (transposed) gemm_conv::transpose_weight_blocks(part.data(), gw, g);
+    else std::copy(part.begin(), part.begin() + wsize, gw);
+  }
+  if (gb) {
+    std::copy(part_b.begin(), part_b.begin() + g.c_out, gb);
+    for (int t = 1; t < np; ++t)
+      for (int64_t c = 0; c < g.c_out; ++c) gb[c] += part_b[size_t(t * g.c_out + c)];
+  }
 }
 
 // ---- choosing
@@ -413,12 +433,13 @@ void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeo
   }
   if (gw) {
     if constexpr (std::is_same_v<T, float>) {
-      run_chosen(ConvPass::grad_weight, g, det, [&](ConvAlgo a) { grad_weight_run(a, x, gy, gw, g, det); });
+      run_chosen(ConvPass::grad_weight, g, det, [&](ConvAlgo a) { grad_weight_run(a, x, gy, gw, gb, g, det); });
     } else {
-      grad_weight_run(ConvAlgo::im2col, x, gy, gw, g, det);
+      grad_weight_run(ConvAlgo::im2col, x, gy, gw, gb, g, det);
     }
+  } else if (gb) {
+    grad_weight_run(ConvAlgo::im2col, x, gy, static_cast<T*>(nullptr), gb, g, det);
   }
-  if (gb) grad_bias(gy, gb, g, det);
 }
 
 }  // namespace
