@@ -330,8 +330,12 @@ TEST(Conv2d, F32DirectKernelsMatchF64) {
 //   |x| and |w| (and its gradients with |gy|). K: C_in/g * kH * kW (+1 for the bias) forward,
 //   C_out/g * kH * kW for the input gradient, N * OH * OW plus the partial sums' adds for the
 //   weight gradient.
-// - winograd: the bound of Note [Winograd F(4x4, 3x3)], gamma_{C+12} * C * a_max^2 * max|g| *
-//   max|d| with a_max computed here from the transform matrices (48).
+// - winograd: the bound of Note [Winograd F(4x4, 3x3)] per output element, before its
+//   worst-case simplification: gamma_{C+24} * (|A^T| [sum_c (|G||g_c||G^T|) .* (|B^T||d_c||B|)] |A|)
+//   for the output's tile and position in it, computed here in f64 from the matrices (the 24:
+//   the depth of the input and output transforms, 4 + 4 adds each way, and the weight
+//   transform's final rounding; all first-order). The simplified scalar bound (a_max = 48)
+//   is checked to hold over it.
 double unit_roundoff_f32() { return std::ldexp(1.0, -24); }
 double gamma_n(double n) { return n * unit_roundoff_f32() / (1 - n * unit_roundoff_f32()); }
 
@@ -350,6 +354,60 @@ double winograd_amplification() {
     best = std::max(best, a);
   }
   return best;
+}
+
+/// The per-element Winograd bound without the gamma factor: |A^T| [sum_c (|G||w||G^T|) .*
+/// (|B^T||d||B|)] |A| for the F(4x4, 3x3) tiling of the stride-1 3x3 convolution of
+/// d (N, C, H, W) with w (O, C, 3, 3), padding (ph, pw), output (N, O, OH, OW).
+std::vector<double> winograd_abs_bound(const std::vector<double>& d, const std::vector<double>& w, int64_t N,
+                                       int64_t C, int64_t H, int64_t W, int64_t O, int64_t ph, int64_t pw,
+                                       int64_t OH, int64_t OW) {
+  using namespace cpu::winograd;
+  const int64_t th = (OH + 3) / 4, tw = (OW + 3) / 4;
+  // |G| |g| |G^T| per (o, c)
+  std::vector<double> wa(size_t(O * C * 36));
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int p = 0; p < 6; ++p)
+        for (int q = 0; q < 6; ++q) {
+          double v = 0;
+          for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) v += std::abs(kG[p][i]) * std::abs(w[size_t(((o * C + c) * 3 + i) * 3 + j)]) * std::abs(kG[q][j]);
+          wa[size_t((o * C + c) * 36 + p * 6 + q)] = v;
+        }
+  std::vector<double> out(size_t(N * O * OH * OW), 0.0);
+  std::vector<double> da(size_t(C * 36));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t ty = 0; ty < th; ++ty)
+      for (int64_t tx = 0; tx < tw; ++tx) {
+        for (int64_t c = 0; c < C; ++c)  // |B^T| |d| |B| of this tile's 6x6 patch
+          for (int p = 0; p < 6; ++p)
+            for (int q = 0; q < 6; ++q) {
+              double v = 0;
+              for (int i = 0; i < 6; ++i)
+                for (int j = 0; j < 6; ++j) {
+                  const int64_t ih = 4 * ty - ph + i, iw = 4 * tx - pw + j;
+                  if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                  v += std::abs(kBT[p][i]) * std::abs(d[size_t(((n * C + c) * H + ih) * W + iw)]) * std::abs(kBT[q][j]);
+                }
+              da[size_t(c * 36 + p * 6 + q)] = v;
+            }
+        for (int64_t o = 0; o < O; ++o) {
+          double m[36] = {};
+          for (int64_t c = 0; c < C; ++c)
+            for (int k = 0; k < 36; ++k) m[k] += wa[size_t((o * C + c) * 36 + k)] * da[size_t(c * 36 + k)];
+          for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 4; ++j) {
+              const int64_t oh = 4 * ty + i, ow = 4 * tx + j;
+              if (oh >= OH || ow >= OW) continue;
+              double v = 0;
+              for (int p = 0; p < 6; ++p)
+                for (int q = 0; q < 6; ++q) v += std::abs(kAT[i][p]) * m[p * 6 + q] * std::abs(kAT[j][q]);
+              out[size_t(((n * O + o) * OH + oh) * OW + ow)] = v;
+            }
+        }
+      }
+  return out;
 }
 
 /// max |got - ref| <= bound elementwise (bound a tensor of the same shape, or a scalar).
@@ -426,18 +484,39 @@ TEST(Conv2d, CpuAlgorithmsMatchF64) {
       const int64_t cin_g = c.w[1], taps = c.w[2] * c.w[3], cout_g = c.w[0] / a.groups;
       const int64_t n_out = y.size(0) * y.size(2) * y.size(3);
       const double k_fwd = double(cin_g * taps + 1), k_gx = double(cout_g * taps), k_gw = double(n_out + 16);
-      // Winograd: its bound where it ran, the summation bound otherwise.
-      auto wino_bound = [&](int64_t channels, const Tensor& data, const Tensor& kernel) {
-        return gamma_n(double(channels + 12)) * double(channels) * amp * amp * max_abs(data) * max_abs(kernel);
+      // Winograd: its bound where it ran (per element, and the Note's scalar simplification
+      // must hold over it), the summation bound otherwise.
+      auto wino_bound = [&](const Tensor& data, const std::vector<double>& kernel, int64_t cout, int64_t ph,
+                            int64_t pw, const Shape& out_shape) {
+        const int64_t n = data.size(0), ch = data.size(1), h = data.size(2), wd = data.size(3);
+        std::vector<double> e = winograd_abs_bound(data.to_vector<double>(), kernel, n, ch, h, wd, cout, ph, pw,
+                                                   out_shape[2], out_shape[3]);
+        double kmax = 0;
+        for (double v : kernel) kmax = std::max(kmax, std::abs(v));
+        const double scalar = double(ch) * amp * amp * max_abs(data) * kmax;
+        for (double& v : e) {
+          EXPECT_LE(v, scalar * (1 + 1e-12));
+          v *= gamma_n(double(ch + 24));
+        }
+        return from_vector(e, out_shape, {.dtype = DType::f64});
       };
       if (used_fwd == ConvAlgo::winograd) {
-        expect_within(y32, y, Tensor(), wino_bound(c.w[1], x, w) + (c.bias ? gamma_n(1) * max_abs(b) : 0.0),
-                      "forward");
+        Tensor bound = wino_bound(x.detach(), w.detach().to_vector<double>(), c.w[0], a.p[0], a.p[1], y.shape());
+        if (c.bias) bound = bound + abs(b.detach()).view({1, c.w[0], 1, 1}) * gamma_n(2);
+        expect_within(y32, y, bound, 0, "forward");
       } else {
         expect_within(y32, y, ya * gamma_n(k_fwd), 0, "forward");
       }
       if (used_gx == ConvAlgo::winograd) {
-        expect_within(got[0], ref[0], Tensor(), wino_bound(c.w[0], gy, w), "input gradient");
+        // The input gradient's convolution: gy with w flipped and transposed, padding 2 - p.
+        const int64_t O = c.w[0], C = c.w[1];
+        std::vector<double> wv = w.detach().to_vector<double>(), wt(wv.size());
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t ci = 0; ci < C; ++ci)
+            for (int i = 0; i < 3; ++i)
+              for (int j = 0; j < 3; ++j)
+                wt[size_t(((ci * O + o) * 3 + (2 - i)) * 3 + (2 - j))] = wv[size_t(((o * C + ci) * 3 + i) * 3 + j)];
+        expect_within(got[0], ref[0], wino_bound(gy, wt, C, 2 - a.p[0], 2 - a.p[1], x.shape()), 0, "input gradient");
       } else {
         expect_within(got[0], ref[0], abs_g[0] * gamma_n(k_gx), 0, "input gradient");
       }

@@ -26,8 +26,9 @@
 // times over the direct convolution's 9 * C_in * max|g| max|d| * gamma. In practice (random
 // data) the error is about 10-30x that of the direct sum, ~1e-5 relative: fine for training
 // (cuDNN and oneDNN use the same F(4x4, 3x3)), and why f64 never takes this path. The test
-// (Conv2d.CpuAlgorithmsMatchF64 in tests/nn_ops_test.cpp) asserts this bound with the
-// constants computed from the matrices.
+// (Conv2d.CpuAlgorithmsMatchF64 in tests/nn_ops_test.cpp) asserts the per-element form of the
+// bound, gamma * |A^T| [sum_c (|G||g_c||G^T|) .* (|B^T||d_c||B|)] |A| computed from the
+// matrices and the data, and that the scalar form above holds over it.
 #include <cstdint>
 #include <vector>
 
