@@ -9,8 +9,8 @@ Usage: step_pytorch.py MODEL BATCH ITERS [DEVICE] [--amp fp16|bf16]
 Same models as ember's nn::make_model (LeNet; ResNet-20 of He et al. 2016 for CIFAR with
 option-A shortcuts: stride-2 subsampling and zero channel padding), SGD lr 0.01 momentum 0.9,
 random inputs and labels (as bench_ddp), one warm-up step, then ITERS timed steps, each ended
-by a synchronize. Prints one JSON line: median and mean step time, and images per second
-over the mean (as bench_ddp's images_per_s counter: iterations x batch / total time)."""
+by a synchronize. Prints one JSON line: median and mean step time, the median process CPU time
+per step, and images per second over the mean (as bench_ddp's images_per_s counter: iterations x batch / total time)."""
 import contextlib, json, os, statistics, sys, time
 
 import torch
@@ -128,16 +128,18 @@ def main():
             torch.cuda.synchronize()
 
     step()  # warm-up: cuDNN plans, allocator
-    times = []
+    times, cpu_times = [], []
     for _ in range(iters):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
+        cpu_times.append(time.process_time() - c0)  # all threads' CPU time (as step_ember)
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     print(json.dumps({"framework": "pytorch " + torch.__version__, "model": model_name,
                       "device": str(device), "batch": batch, "iters": iters,
                       "amp": {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(amp, "none"),
                       "median_step_ms": med * 1e3, "mean_step_ms": statistics.mean(times) * 1e3,
+                      "median_step_cpu_ms": statistics.median(cpu_times) * 1e3,
                       "images_per_second": batch / statistics.mean(times),
                       "cudnn_benchmark": torch.backends.cudnn.benchmark}))
 

@@ -1,9 +1,13 @@
 #pragma once
 // 2-D convolution (NCHW, groups, stride, padding, dilation): raw entry points.
-// CPU: direct AVX2 kernels for f32 stride-1 convolutions (kernels/cpu/conv_direct.h), else
-// im2col + BLAS GEMM; CUDA: cuDNN (kernels/cudnn/conv.cpp) or, without cuDNN or when
+// CPU: f32 passes choose per shape, by measurement, among direct AVX2 kernels
+// (kernels/cpu/conv_direct.h), im2col + GEMM per image or batched over images
+// (kernels/cpu/conv_gemm.h) and Winograd F(4x4, 3x3) (kernels/cpu/conv_winograd.h); f64 runs
+// im2col + GEMM (Note [Choosing a CPU convolution algorithm] in kernels/cpu/conv.cpp); CUDA: cuDNN (kernels/cudnn/conv.cpp) or, without cuDNN or when
 // it is switched off, direct kernels (kernels/cuda/conv.cu).
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "core/dtype.h"
 #if EMBER_WITH_CUDA
@@ -25,13 +29,35 @@ struct ConvGeometry {
 
 namespace ember::cpu {
 /// y = conv(x, w) + b; b may be null. dtype f32 or f64; all buffers contiguous.
+/// `deterministic`: the same bits on every run and at any thread count (a fixed algorithm
+/// rule instead of the measured choice, Note [Choosing a CPU convolution algorithm]).
 void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* y,
-                const ConvGeometry& g);
+                const ConvGeometry& g, bool deterministic = false);
 /// Any of gx, gw, gb may be null (not needed). gw and gb are overwritten.
-/// `deterministic`: the weight and bias gradients do not depend on the thread count
-/// (Note [Thread-count-independent sums] in kernels/cpu/conv.cpp).
+/// `deterministic`: the same bits on every run and at any thread count (Note
+/// [Thread-count-independent sums] in kernels/cpu/conv.cpp).
 void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void* gx, void* gw,
                 void* gb, const ConvGeometry& g, bool deterministic = false);
+
+/// The CPU convolution algorithms (Note [Choosing a CPU convolution algorithm]).
+enum class ConvAlgo { automatic, direct, im2col, batched, winograd };
+/// The three passes a convolution's algorithm is chosen for.
+enum class ConvPass { fwd, grad_input, grad_weight };
+/// Forces one algorithm on every f32 pass it can take (the others choose as `automatic`,
+/// the default: measured once per shape). Starts from EMBER_CPU_CONV_ALGO
+/// (direct|im2col|batched|winograd|auto) when that is set. For tests and benchmarks.
+void set_conv_algo(ConvAlgo a);
+ConvAlgo conv_algo();
+const char* conv_algo_name(ConvAlgo a);
+/// "auto", "direct", "im2col", "batched" or "winograd"; anything else throws.
+ConvAlgo parse_conv_algo(std::string_view name);
+/// The algorithm the latest f32 call of pass p ran (automatic before any).
+ConvAlgo last_conv_algo(ConvPass p);
+/// The measured choices so far, one line per (shape, pass, threads): each candidate's time
+/// and the pick. For benchmark reports.
+std::string conv_algo_choices();
+/// Forgets the measured choices (the next call of each shape measures again).
+void clear_conv_algo_choices();
 }  // namespace ember::cpu
 
 #if EMBER_WITH_CUDA

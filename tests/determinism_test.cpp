@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "ember.h"
+#include "kernels/conv.h"
 #include "optim/sgd.h"
 #include "test_util.h"
 
@@ -49,6 +50,35 @@ TEST(Deterministic, ResNet20WithBatchNormTrainsToTheSameBitsAtOneAndTwoThreads) 
   DeterministicScope on;
   auto one = train("resnet20", {3, 32, 32}, 8, 2, 1);
   EXPECT_EQ(train("resnet20", {3, 32, 32}, 8, 2, 2), one);
+}
+
+/// A 3x3 convolution's output and gradients with `threads` OpenMP threads.
+std::vector<std::vector<double>> conv_pass(const Tensor& x0, const Tensor& w0, int threads) {
+  int before = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  Tensor x = x0.detach().requires_grad_(), w = w0.detach().requires_grad_();
+  Tensor y = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+  TensorList g = autograd::grad({y}, {x, w}, {y.detach() * 0.5 + 1.0});
+  omp_set_num_threads(before);
+  return {y.to_vector<double>(), g[0].to_vector<double>(), g[1].to_vector<double>()};
+}
+
+// Note [Choosing a CPU convolution algorithm]: in deterministic mode every algorithm, forced
+// or picked by the fixed rule (auto), gives the same bits at any thread count.
+TEST(Deterministic, EveryCpuConvAlgorithmGivesTheSameBitsAtOneTwoAndThreeThreads) {
+  DeterministicScope on;
+  manual_seed(5);
+  Tensor x = randn({12, 32, 8, 8}), w = randn({32, 32, 3, 3}) * 0.1;
+  const cpu::ConvAlgo before = cpu::conv_algo();
+  for (cpu::ConvAlgo a : {cpu::ConvAlgo::automatic, cpu::ConvAlgo::direct, cpu::ConvAlgo::im2col,
+                          cpu::ConvAlgo::batched, cpu::ConvAlgo::winograd}) {
+    SCOPED_TRACE(cpu::conv_algo_name(a));
+    cpu::set_conv_algo(a);
+    auto one = conv_pass(x, w, 1);
+    EXPECT_EQ(conv_pass(x, w, 2), one);
+    EXPECT_EQ(conv_pass(x, w, 3), one);
+  }
+  cpu::set_conv_algo(before);
 }
 
 TEST(Deterministic, ALongSumDoesNotDependOnTheThreadCount) {

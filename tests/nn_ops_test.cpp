@@ -6,6 +6,7 @@
 
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/conv_winograd.h"
 #include "op_cases.h"
 #include "test_util.h"
 
@@ -299,6 +300,257 @@ TEST(Conv2d, F32DirectKernelsMatchF64) {
     Tensor y_only = conv2d(x.detach().to(DType::f32), w_only, Tensor(), c.a.s, c.a.p, c.a.d, c.a.groups);
     EXPECT_TRUE(all_close(autograd::grad({y_only}, {w_only}, {gy.to(DType::f32)})[0], ref[1], 1e-4, 1e-3));
   }
+}
+
+// Note [Choosing a CPU convolution algorithm]: every f32 algorithm, forced, against the f64
+// path (im2col + GEMM, itself checked against the naive loops and by gradcheck above) on the
+// same f32-representable data, forward and both gradients. The tolerances are rounding-error
+// bounds, not fits to one run:
+// - direct, im2col, batched: each output is a sum of K products rounded in some order, so
+//   |err| <= gamma_K * sum |a||b| (Higham, Thm 3.5; gamma_K = K u / (1 - K u), u = 2^-24),
+//   with the sums of absolute products computed exactly in f64 by the same convolution of
+//   |x| and |w| (and its gradients with |gy|). K: C_in/g * kH * kW (+1 for the bias) forward,
+//   C_out/g * kH * kW for the input gradient, N * OH * OW plus the partial sums' adds for the
+//   weight gradient.
+// - winograd: the bound of Note [Winograd F(4x4, 3x3)] per output element, before its
+//   worst-case simplification: gamma_{C+24} * (|A^T| [sum_c (|G||g_c||G^T|) .* (|B^T||d_c||B|)] |A|)
+//   for the output's tile and position in it, computed here in f64 from the matrices (the 24:
+//   the depth of the input and output transforms, 4 + 4 adds each way, and the weight
+//   transform's final rounding; all first-order). The simplified scalar bound (a_max = 48)
+//   is checked to hold over it.
+double unit_roundoff_f32() { return std::ldexp(1.0, -24); }
+double gamma_n(double n) { return n * unit_roundoff_f32() / (1 - n * unit_roundoff_f32()); }
+
+/// a_max = max_i sum_p |A^T_ip| s_G(p) s_B(p) (Note [Winograd F(4x4, 3x3)]).
+double winograd_amplification() {
+  using namespace cpu::winograd;
+  double best = 0;
+  for (int i = 0; i < 4; ++i) {
+    double a = 0;
+    for (int p = 0; p < 6; ++p) {
+      double sg = 0, sb = 0;
+      for (int k = 0; k < 3; ++k) sg += std::abs(kG[p][k]);
+      for (int k = 0; k < 6; ++k) sb += std::abs(kBT[p][k]);
+      a += std::abs(kAT[i][p]) * sg * sb;
+    }
+    best = std::max(best, a);
+  }
+  return best;
+}
+
+/// The per-element Winograd bound without the gamma factor: |A^T| [sum_c (|G||w||G^T|) .*
+/// (|B^T||d||B|)] |A| for the F(4x4, 3x3) tiling of the stride-1 3x3 convolution of
+/// d (N, C, H, W) with w (O, C, 3, 3), padding (ph, pw), output (N, O, OH, OW).
+std::vector<double> winograd_abs_bound(const std::vector<double>& d, const std::vector<double>& w, int64_t N,
+                                       int64_t C, int64_t H, int64_t W, int64_t O, int64_t ph, int64_t pw,
+                                       int64_t OH, int64_t OW) {
+  using namespace cpu::winograd;
+  const int64_t th = (OH + 3) / 4, tw = (OW + 3) / 4;
+  // |G| |g| |G^T| per (o, c)
+  std::vector<double> wa(size_t(O * C * 36));
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t c = 0; c < C; ++c)
+      for (int p = 0; p < 6; ++p)
+        for (int q = 0; q < 6; ++q) {
+          double v = 0;
+          for (int i = 0; i < 3; ++i)
+            for (int j = 0; j < 3; ++j) v += std::abs(kG[p][i]) * std::abs(w[size_t(((o * C + c) * 3 + i) * 3 + j)]) * std::abs(kG[q][j]);
+          wa[size_t((o * C + c) * 36 + p * 6 + q)] = v;
+        }
+  std::vector<double> out(size_t(N * O * OH * OW), 0.0);
+  std::vector<double> da(size_t(C * 36));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t ty = 0; ty < th; ++ty)
+      for (int64_t tx = 0; tx < tw; ++tx) {
+        for (int64_t c = 0; c < C; ++c)  // |B^T| |d| |B| of this tile's 6x6 patch
+          for (int p = 0; p < 6; ++p)
+            for (int q = 0; q < 6; ++q) {
+              double v = 0;
+              for (int i = 0; i < 6; ++i)
+                for (int j = 0; j < 6; ++j) {
+                  const int64_t ih = 4 * ty - ph + i, iw = 4 * tx - pw + j;
+                  if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                  v += std::abs(kBT[p][i]) * std::abs(d[size_t(((n * C + c) * H + ih) * W + iw)]) * std::abs(kBT[q][j]);
+                }
+              da[size_t(c * 36 + p * 6 + q)] = v;
+            }
+        for (int64_t o = 0; o < O; ++o) {
+          double m[36] = {};
+          for (int64_t c = 0; c < C; ++c)
+            for (int k = 0; k < 36; ++k) m[k] += wa[size_t((o * C + c) * 36 + k)] * da[size_t(c * 36 + k)];
+          for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 4; ++j) {
+              const int64_t oh = 4 * ty + i, ow = 4 * tx + j;
+              if (oh >= OH || ow >= OW) continue;
+              double v = 0;
+              for (int p = 0; p < 6; ++p)
+                for (int q = 0; q < 6; ++q) v += std::abs(kAT[i][p]) * m[p * 6 + q] * std::abs(kAT[j][q]);
+              out[size_t(((n * O + o) * OH + oh) * OW + ow)] = v;
+            }
+        }
+      }
+  return out;
+}
+
+/// max |got - ref| <= bound elementwise (bound a tensor of the same shape, or a scalar).
+void expect_within(const Tensor& got, const Tensor& ref, const Tensor& bound, double scalar, const char* what) {
+  auto g = got.to_vector<double>(), r = ref.to_vector<double>();
+  std::vector<double> b = bound.defined() ? bound.to_vector<double>() : std::vector<double>();
+  ASSERT_EQ(g.size(), r.size()) << what;
+  int bad = 0;
+  double worst = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double lim = (b.empty() ? scalar : b[i]) + 1e-12;
+    const double e = std::abs(g[i] - r[i]);
+    worst = std::max(worst, e / lim);
+    if (!(e <= lim)) ++bad;
+  }
+  EXPECT_EQ(bad, 0) << what << ": " << bad << " of " << g.size() << " outside the bound (worst error / bound "
+                    << worst << ")";
+}
+
+double max_abs(const Tensor& t) { return max(abs(t)).item(); }
+
+TEST(Conv2d, CpuAlgorithmsMatchF64) {
+  using cpu::ConvAlgo;
+  using cpu::ConvPass;
+  struct Case {
+    const char* name;
+    Shape x, w;
+    bool bias;
+    ConvArgs a;
+  };
+  const std::vector<Case> cases = {
+      {"batch1_odd_5x7", {1, 3, 5, 7}, {4, 3, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {"one_tile_4x4", {3, 8, 4, 4}, {8, 8, 3, 3}, false, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {"no_pad_9x6", {2, 5, 9, 6}, {7, 5, 3, 3}, true, {}},
+      {"pad_2", {2, 4, 6, 6}, {6, 4, 3, 3}, false, {{1, 1}, {2, 2}, {1, 1}, 1}},
+      {"resnet_like_8x8", {5, 16, 8, 8}, {32, 16, 3, 3}, false, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {"many_images_4x4", {40, 4, 4, 4}, {4, 4, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {"stride_2", {3, 8, 9, 9}, {16, 8, 3, 3}, false, {{2, 2}, {1, 1}, {1, 1}, 1}},
+      {"pointwise", {2, 6, 7, 7}, {5, 6, 1, 1}, true, {}},
+      {"shortcut_1x1_s2", {3, 6, 8, 8}, {10, 6, 1, 1}, false, {{2, 2}, {0, 0}, {1, 1}, 1}},
+      {"dilated_5x5", {2, 3, 11, 10}, {4, 3, 5, 5}, true, {{1, 1}, {2, 3}, {2, 1}, 1}},
+      {"groups_2", {2, 4, 5, 5}, {6, 2, 3, 3}, true, {{1, 1}, {1, 1}, {1, 1}, 2}},
+  };
+  const double amp = winograd_amplification();
+  EXPECT_NEAR(amp, 48.0, 1e-12);
+  default_generator().manual_seed(11);
+  const ConvAlgo before = cpu::conv_algo();
+  for (ConvAlgo algo : {ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd}) {
+    cpu::set_conv_algo(algo);
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::string(cpu::conv_algo_name(algo)) + " " + c.name);
+      // f32 data, and the same values in f64 for the reference.
+      Tensor x32 = randn(c.x).requires_grad_(), w32 = randn(c.w).requires_grad_();
+      Tensor b32 = c.bias ? randn({c.w[0]}).requires_grad_() : Tensor();
+      Tensor x = x32.detach().to(DType::f64).requires_grad_(), w = w32.detach().to(DType::f64).requires_grad_();
+      Tensor b = c.bias ? b32.detach().to(DType::f64).requires_grad_() : Tensor();
+      const ConvArgs& a = c.a;
+      Tensor y = conv2d(x, w, b, a.s, a.p, a.d, a.groups);
+      Tensor y32 = conv2d(x32, w32, b32, a.s, a.p, a.d, a.groups);
+      const ConvAlgo used_fwd = cpu::last_conv_algo(ConvPass::fwd);
+      Tensor gy32 = randn(y.shape());
+      Tensor gy = gy32.to(DType::f64);
+      TensorList in = c.bias ? TensorList{x, w, b} : TensorList{x, w};
+      TensorList in32 = c.bias ? TensorList{x32, w32, b32} : TensorList{x32, w32};
+      TensorList ref = autograd::grad({y}, in, {gy});
+      TensorList got = autograd::grad({y32}, in32, {gy32});
+      const ConvAlgo used_gx = cpu::last_conv_algo(ConvPass::grad_input);
+      const ConvAlgo used_gw = cpu::last_conv_algo(ConvPass::grad_weight);
+
+      // The sums of absolute products, exactly (f64 on f32 values).
+      Tensor xa = abs(x.detach()).requires_grad_(), wa = abs(w.detach()).requires_grad_();
+      Tensor ya = conv2d(xa, wa, c.bias ? abs(b.detach()) : Tensor(), a.s, a.p, a.d, a.groups);
+      TensorList abs_g = autograd::grad({ya}, {xa, wa}, {abs(gy)});
+      const int64_t cin_g = c.w[1], taps = c.w[2] * c.w[3], cout_g = c.w[0] / a.groups;
+      const int64_t n_out = y.size(0) * y.size(2) * y.size(3);
+      const double k_fwd = double(cin_g * taps + 1), k_gx = double(cout_g * taps), k_gw = double(n_out + 16);
+      // Winograd: its bound where it ran (per element, and the Note's scalar simplification
+      // must hold over it), the summation bound otherwise.
+      auto wino_bound = [&](const Tensor& data, const std::vector<double>& kernel, int64_t cout, int64_t ph,
+                            int64_t pw, const Shape& out_shape) {
+        const int64_t n = data.size(0), ch = data.size(1), h = data.size(2), wd = data.size(3);
+        std::vector<double> e = winograd_abs_bound(data.to_vector<double>(), kernel, n, ch, h, wd, cout, ph, pw,
+                                                   out_shape[2], out_shape[3]);
+        double kmax = 0;
+        for (double v : kernel) kmax = std::max(kmax, std::abs(v));
+        const double scalar = double(ch) * amp * amp * max_abs(data) * kmax;
+        for (double& v : e) {
+          EXPECT_LE(v, scalar * (1 + 1e-12));
+          v *= gamma_n(double(ch + 24));
+        }
+        return from_vector(e, out_shape, {.dtype = DType::f64});
+      };
+      if (used_fwd == ConvAlgo::winograd) {
+        Tensor bound = wino_bound(x.detach(), w.detach().to_vector<double>(), c.w[0], a.p[0], a.p[1], y.shape());
+        if (c.bias) bound = bound + abs(b.detach()).view({1, c.w[0], 1, 1}) * gamma_n(2);
+        expect_within(y32, y, bound, 0, "forward");
+      } else {
+        expect_within(y32, y, ya * gamma_n(k_fwd), 0, "forward");
+      }
+      if (used_gx == ConvAlgo::winograd) {
+        // The input gradient's convolution: gy with w flipped and transposed, padding 2 - p.
+        const int64_t O = c.w[0], C = c.w[1];
+        std::vector<double> wv = w.detach().to_vector<double>(), wt(wv.size());
+        for (int64_t o = 0; o < O; ++o)
+          for (int64_t ci = 0; ci < C; ++ci)
+            for (int i = 0; i < 3; ++i)
+              for (int j = 0; j < 3; ++j)
+                wt[size_t(((ci * O + o) * 3 + (2 - i)) * 3 + (2 - j))] = wv[size_t(((o * C + ci) * 3 + i) * 3 + j)];
+        expect_within(got[0], ref[0], wino_bound(gy, wt, C, 2 - a.p[0], 2 - a.p[1], x.shape()), 0, "input gradient");
+      } else {
+        expect_within(got[0], ref[0], abs_g[0] * gamma_n(k_gx), 0, "input gradient");
+      }
+      expect_within(got[1], ref[1], abs_g[1] * gamma_n(k_gw), 0, "weight gradient");
+      if (c.bias) {
+        Tensor gb_abs = sum(abs(gy), {0, 2, 3});
+        expect_within(got[2], ref[2], gb_abs * gamma_n(double(n_out + 16)), 0, "bias gradient");
+      }
+      // The forced algorithm ran wherever it is eligible (the others chose for themselves).
+      ConvGeometry g;
+      g.n = c.x[0], g.c_in = c.x[1], g.h = c.x[2], g.w = c.x[3];
+      g.c_out = c.w[0], g.kh = c.w[2], g.kw = c.w[3], g.groups = a.groups;
+      g.sh = a.s[0], g.sw = a.s[1], g.ph = a.p[0], g.pw = a.p[1], g.dh = a.d[0], g.dw = a.d[1];
+      g.oh = y.size(2), g.ow = y.size(3);
+      const bool s1g1 = g.sh == 1 && g.sw == 1 && g.groups == 1;
+      const bool wino = s1g1 && g.kh == 3 && g.kw == 3 && g.dh == 1 && g.dw == 1;
+      if (algo == ConvAlgo::im2col || (algo == ConvAlgo::batched && g.groups == 1)) {
+        EXPECT_EQ(used_fwd, algo);
+        EXPECT_EQ(used_gx, algo);
+        EXPECT_EQ(used_gw, algo);
+      }
+      if (algo == ConvAlgo::winograd && wino) {
+        EXPECT_EQ(used_fwd, algo);
+        if (g.ph <= 2 && g.pw <= 2) EXPECT_EQ(used_gx, algo);
+      }
+      if (algo == ConvAlgo::direct && cpu::direct::eligible(g)) EXPECT_EQ(used_fwd, algo);
+    }
+  }
+  cpu::set_conv_algo(before);
+}
+
+TEST(Conv2d, CpuAlgorithmChoiceIsMeasuredOnceAndCached) {
+  using cpu::ConvAlgo;
+  const ConvAlgo before = cpu::conv_algo();
+  cpu::set_conv_algo(ConvAlgo::automatic);
+  cpu::clear_conv_algo_choices();
+  Tensor x = randn({4, 16, 8, 8}).requires_grad_(), w = randn({16, 16, 3, 3}).requires_grad_();
+  Tensor y = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+  autograd::grad({y}, {x, w}, {ones_like(y)});
+  const std::string report = cpu::conv_algo_choices();
+  // One line per pass, each naming every eligible candidate and the pick.
+  for (const char* pass : {" fwd ", " grad_input ", " grad_weight "}) EXPECT_NE(report.find(pass), std::string::npos) << report;
+  for (const char* algo : {"direct", "im2col", "batched", "winograd", "-> "})
+    EXPECT_NE(report.find(algo), std::string::npos) << report;
+  // A second call of the same shape measures nothing new, and gives the same values.
+  Tensor y2 = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+  EXPECT_EQ(cpu::conv_algo_choices(), report);
+  EXPECT_TRUE(all_close(y2, y, 0, 0));
+  cpu::set_conv_algo(before);
+  EXPECT_EQ(cpu::parse_conv_algo("winograd"), ConvAlgo::winograd);
+  EXPECT_EQ(cpu::parse_conv_algo("auto"), ConvAlgo::automatic);
+  EXPECT_ERROR(cpu::parse_conv_algo("fft"), "expected auto, direct, im2col, batched or winograd, got 'fft'");
 }
 
 TEST(Conv2d, OnlyWeightNeedsGrad) {

@@ -133,7 +133,7 @@ Tensor conv_forward(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, 
       if (b.defined()) y.add_(b.view({1, g.c_out, 1, 1}));
     } else {
       on_device(
-          x.device(), "conv2d", [&] { cpu::conv2d_fwd(dt, x.data_ptr(), w.data_ptr(), ptr_or_null(b), y.data_ptr(), g); },
+          x.device(), "conv2d", [&] { cpu::conv2d_fwd(dt, x.data_ptr(), w.data_ptr(), ptr_or_null(b), y.data_ptr(), g, deterministic()); },
           EMBER_ON_CUDA(cuda_conv_fwd(dt, x.data_ptr(), w.data_ptr(), ptr_or_null(b), y.data_ptr(), g,
                                       x.device().index, stream)));
     }

@@ -1,37 +1,37 @@
-// CPU convolution: f32 stride-1 convolutions run the direct AVX2 kernels where they win
-// (kernels/cpu/conv_direct.h); the rest im2col + GEMM through OpenBLAS. Images are spread over
-// OpenMP threads, each running single-threaded GEMMs on its own column buffer (small per-image
-// GEMMs thread badly inside BLAS). BLAS is on one thread by default anyway (Note [One thread pool]
-// in kernels/cpu/threads.cpp); a user-set OPENBLAS_NUM_THREADS threads a single image's GEMMs.
+// CPU convolution: the dispatcher. Each f32 pass (forward, input gradient, weight gradient)
+// runs one of four algorithms, chosen per shape (Note [Choosing a CPU convolution
+// algorithm]): the direct AVX2 kernels (kernels/cpu/conv_direct.h), im2col + GEMM per image
+// or batched over images (kernels/cpu/conv_gemm.h), Winograd F(4x4, 3x3)
+// (kernels/cpu/conv_winograd.h). f64 always runs im2col + GEMM per image, the exact path.
+// Images are spread over OpenMP threads, each running single-threaded GEMMs on its own
+// buffers (small GEMMs thread badly inside BLAS). BLAS is on one thread by default anyway
+// (Note [One thread pool] in kernels/cpu/threads.cpp); a user-set OPENBLAS_NUM_THREADS
+// threads the GEMMs of a convolution too small to spread.
 #include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
-#include <cstring>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <sstream>
 #include <type_traits>
 #include <vector>
 
+#include "core/error.h"
+#include "core/strided_layout.h"
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_direct.h"
-#include "core/strided_layout.h"
-#include "core/error.h"
+#include "kernels/cpu/conv_gemm.h"
+#include "kernels/cpu/conv_winograd.h"
 
 namespace ember::cpu {
 
 namespace {
-
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              blasint(m), blasint(n), blasint(k), 1.0f, a, blasint(lda), b, blasint(ldb), beta, c,
-              blasint(ldc));
-}
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const double* a, int64_t lda,
-          const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              blasint(m), blasint(n), blasint(k), 1.0, a, blasint(lda), b, blasint(ldb), beta, c,
-              blasint(ldc));
-}
 
 /// Sets OpenBLAS's thread count for a scope: 1 while our own threads each run GEMMs.
 class BlasThreads {
@@ -49,77 +49,6 @@ class BlasThreads {
   int prev_;
 };
 
-/// Output columns [lo, hi) whose input column (ow * sw + off) lies inside [0, w).
-inline void valid_cols(int64_t off, int64_t sw, int64_t w, int64_t ow, int64_t& lo, int64_t& hi) {
-  lo = off >= 0 ? 0 : ceil_div(-off, sw);
-  hi = w - 1 - off >= 0 ? (w - 1 - off) / sw + 1 : 0;
-  lo = std::min(lo, ow);
-  hi = std::clamp(hi, lo, ow);
-}
-
-// col (C * kH * kW, OH * OW): row (c, i, j) holds the input pixel that kernel tap (i, j)
-// of channel c sees at each output position; zeros where that falls in the padding.
-template <class T>
-void im2col(const T* x, T* col, const ConvGeometry& g) {
-  const int64_t ohw = g.oh * g.ow;
-  for (int64_t c = 0; c < g.c_in; ++c) {
-    const T* xc = x + c * g.h * g.w;
-    for (int64_t i = 0; i < g.kh; ++i) {
-      for (int64_t j = 0; j < g.kw; ++j) {
-        T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
-        const int64_t woff = j * g.dw - g.pw;
-        int64_t lo, hi;
-        valid_cols(woff, g.sw, g.w, g.ow, lo, hi);
-        for (int64_t oh = 0; oh < g.oh; ++oh) {
-          T* r = row + oh * g.ow;
-          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-          if (ih < 0 || ih >= g.h) {
-            std::fill(r, r + g.ow, T(0));
-            continue;
-          }
-          const T* xr = xc + ih * g.w + woff;
-          std::fill(r, r + lo, T(0));
-          if (g.sw == 1) {
-            std::memcpy(r + lo, xr + lo, size_t(hi - lo) * sizeof(T));
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow * g.sw];
-          }
-          std::fill(r + hi, r + g.ow, T(0));
-        }
-      }
-    }
-  }
-}
-
-// The adjoint of im2col: adds every column entry back onto the pixel it came from.
-// x must be zeroed first.
-template <class T>
-void col2im(const T* col, T* x, const ConvGeometry& g) {
-  const int64_t ohw = g.oh * g.ow;
-  for (int64_t c = 0; c < g.c_in; ++c) {
-    T* xc = x + c * g.h * g.w;
-    for (int64_t i = 0; i < g.kh; ++i) {
-      for (int64_t j = 0; j < g.kw; ++j) {
-        const T* row = col + ((c * g.kh + i) * g.kw + j) * ohw;
-        const int64_t woff = j * g.dw - g.pw;
-        int64_t lo, hi;
-        valid_cols(woff, g.sw, g.w, g.ow, lo, hi);
-        for (int64_t oh = 0; oh < g.oh; ++oh) {
-          const int64_t ih = oh * g.sh - g.ph + i * g.dh;
-          if (ih < 0 || ih >= g.h) continue;
-          const T* r = row + oh * g.ow;
-          T* xr = xc + ih * g.w + woff;
-          if (g.sw == 1) {
-            for (int64_t ow = lo; ow < hi; ++ow) xr[ow] += r[ow];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) xr[ow * g.sw] += r[ow];
-          }
-        }
-      }
-    }
-  }
-}
-
 /// Sum of n contiguous values in 8 interleaved partial sums: a single running sum is one
 /// long chain of dependent adds (4 cycles each) that the compiler may not reorder.
 template <class T>
@@ -130,11 +59,6 @@ T sum_contiguous(const T* r, int64_t n) {
     for (int k = 0; k < 8; ++k) part[k] += r[i + k];
   for (; i < n; ++i) part[i % 8] += r[i];
   return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-}
-
-/// A 1x1 kernel with unit stride and no padding: the input already is its column matrix.
-bool is_pointwise(const ConvGeometry& g) {
-  return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
 }
 
 /// Below this many multiply-adds a convolution runs on one thread: waking threads costs
@@ -179,7 +103,9 @@ void over_images(const ConvGeometry& g, F&& f) {
 // thread count. In deterministic mode (ember::set_deterministic) the blocks depend on the
 // batch size alone (kDeterministicBlocks of them at most), the threads take whole blocks,
 // and BLAS runs on one thread inside them: the result is bitwise the same at any thread
-// count, for the price of a few more partial buffers.
+// count, for the price of a few more partial buffers. The forward and input-gradient
+// passes run over the same fixed blocks there, so that the batched and Winograd GEMMs,
+// whose blocks of images start at a range's first image, see the same blocks too.
 constexpr int64_t kDeterministicBlocks = 8;
 
 /// f(block, image_begin, image_end) over `blocks` fixed blocks of the batch, spread over the
@@ -193,171 +119,391 @@ void over_fixed_blocks(const ConvGeometry& g, int64_t blocks, F&& f) {
   for (int64_t b = 0; b < blocks; ++b) f(int(b), n * b / blocks, n * (b + 1) / blocks);
 }
 
-/// Whether the f32 direct kernels (Note [Direct convolution]) take this convolution.
-template <class T>
-bool use_direct(const ConvGeometry& g) {
-  return std::is_same_v<T, float> && direct::eligible(g);
+int64_t deterministic_blocks(const ConvGeometry& g) { return std::max<int64_t>(1, std::min(g.n, kDeterministicBlocks)); }
+
+/// The partition a pass runs over: fixed blocks (deterministic) or one range per thread.
+/// Returns the number of partial sums f's first argument indexes.
+template <class F>
+int over(const ConvGeometry& g, bool deterministic, F&& f) {
+  if (deterministic) {
+    const int64_t blocks = deterministic_blocks(g);
+    over_fixed_blocks(g, blocks, f);
+    return int(blocks);
+  }
+  over_images(g, f);
+  return threads_for(g);
 }
 
-template <class T>
-void fwd(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (use_direct<T>(g)) {
+int partials(const ConvGeometry& g, bool deterministic) {
+  return deterministic ? int(deterministic_blocks(g)) : threads_for(g);
+}
+
+// ---- the algorithms, one pass each, f32
+
+bool eligible(ConvAlgo a, ConvPass p, const ConvGeometry& g) {
+  switch (a) {
+    case ConvAlgo::direct:
+      return p == ConvPass::fwd          ? direct::eligible(g)
+             : p == ConvPass::grad_input ? direct::eligible_grad_input(g)
+                                         : direct::eligible_grad_weight(g);
+    case ConvAlgo::im2col: return true;
+    case ConvAlgo::batched: return gemm_conv::batched_eligible(g);
+    case ConvAlgo::winograd:
+      return p == ConvPass::fwd          ? winograd::eligible(g)
+             : p == ConvPass::grad_input ? winograd::eligible_grad_input(g)
+                                         : false;
+    case ConvAlgo::automatic: return false;
+  }
+  return false;
+}
+
+void fwd_f32(ConvAlgo a, const float* x, const float* w, const float* b, float* y, const ConvGeometry& g,
+             bool det) {
+  switch (a) {
+    case ConvAlgo::direct: {
       const std::vector<float> wr = direct::fwd_weights(w, g);
-      over_images(g, [&](int, int64_t nb, int64_t ne) {
+      over(g, det, [&](int, int64_t nb, int64_t ne) {
         direct::Workspace ws(g);
         direct::fwd(x, wr.data(), b, y, g, nb, ne, ws);
       });
       return;
     }
+    case ConvAlgo::batched:
+      over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::fwd_batched(x, w, b, y, g, nb, ne); });
+      return;
+    case ConvAlgo::winograd: {
+      const float* u = winograd::transform_weights(w, g);
+      over(g, det, [&](int, int64_t nb, int64_t ne) { winograd::fwd(x, u, b, y, g, nb, ne); });
+      return;
+    }
+    default:
+      over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::fwd_images(x, w, b, y, g, nb, ne); });
   }
-  const int64_t ohw = g.oh * g.ow, cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
-  const int64_t k_g = cin_g * g.kh * g.kw;
-  const bool pointwise = is_pointwise(g);
-  over_images(g, [&](int, int64_t nb, int64_t ne) {
-    std::vector<T> col(pointwise ? 0 : size_t(g.c_in * g.kh * g.kw * ohw));
-    for (int64_t n = nb; n < ne; ++n) {
-      const T* xn = x + n * g.c_in * g.h * g.w;
-      T* yn = y + n * g.c_out * ohw;
-      const T* cols = xn;
-      if (!pointwise) {
-        im2col(xn, col.data(), g);
-        cols = col.data();
+}
+
+void grad_input_f32(ConvAlgo a, const float* w, const float* gy, float* gx, const ConvGeometry& g, bool det) {
+  switch (a) {
+    case ConvAlgo::direct: {
+      // The input gradient of a stride-1 convolution is the convolution of gy with the
+      // flipped, transposed weights (Note [Direct convolution]).
+      const ConvGeometry gt = direct::grad_input_geometry(g);
+      const std::vector<float> wf = direct::fwd_weights(direct::grad_input_weights(w, g).data(), gt);
+      over(g, det, [&](int, int64_t nb, int64_t ne) {
+        direct::Workspace ws(gt);
+        direct::fwd(gy, wf.data(), nullptr, gx, gt, nb, ne, ws);
+      });
+      return;
+    }
+    case ConvAlgo::batched:
+      over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::grad_input_batched(w, gy, gx, g, nb, ne); });
+      return;
+    case ConvAlgo::winograd: {
+      const ConvGeometry gt = direct::grad_input_geometry(g);
+      const float* u = winograd::transform_weights(direct::grad_input_weights(w, g).data(), gt);
+      over(g, det, [&](int, int64_t nb, int64_t ne) { winograd::fwd(gy, u, nullptr, gx, gt, nb, ne); });
+      return;
+    }
+    default:
+      over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::grad_input_images(w, gy, gx, g, nb, ne); });
+  }
+}
+
+/// Adds image n's bias gradient (sums of gy over each output plane) to gb.
+template <class T>
+void add_bias_grad(const T* gy, T* gb, const ConvGeometry& g, int64_t n) {
+  const int64_t ohw = g.oh * g.ow;
+  for (int64_t c = 0; c < g.c_out; ++c) gb[c] += sum_contiguous(gy + (n * g.c_out + c) * ohw, ohw);
+}
+
+/// gw (C_out, K) and gb (either may be null) overwritten: partial sums per thread or fixed
+/// block, added in order. The bias gradient rides along in the same parallel region, image
+/// by image right after the weight gradient's pass over it (gy still in cache).
+template <class T>
+void grad_weight_run(ConvAlgo a, const T* x, const T* gy, T* gw, T* gb, const ConvGeometry& g, bool det) {
+  const int64_t wsize = g.c_out * (g.c_in / g.groups) * g.kh * g.kw;
+  const int np = partials(g, det);
+  std::vector<T> part(gw ? size_t(np * wsize) : 0, T(0));
+  std::vector<T> part_b(gb ? size_t(np * g.c_out) : 0, T(0));
+  over(g, det, [&](int t, int64_t nb, int64_t ne) {
+    T* pb = gb ? part_b.data() + t * g.c_out : nullptr;
+    if (!gw) {
+      for (int64_t n = nb; n < ne; ++n) add_bias_grad(gy, pb, g, n);
+      return;
+    }
+    T* pt = part.data() + t * wsize;
+    // Per image or per GEMM block, so that the bias sums read gy while it is in cache; the
+    // direct kernel takes the whole range (it keeps chunks of images in flight itself).
+    const bool f32 = std::is_same_v<T, float>;
+    const int64_t step = f32 && a == ConvAlgo::direct    ? std::max<int64_t>(1, ne - nb)
+                         : f32 && a == ConvAlgo::batched ? gemm_conv::batched_block(g)
+                                                         : 1;
+    for (int64_t n = nb; n < ne; n += step) {
+      const int64_t m = std::min(ne, n + step);
+      if constexpr (std::is_same_v<T, float>) {
+        if (a == ConvAlgo::direct) direct::grad_weight(x, gy, pt, g, n, m);
+        else if (a == ConvAlgo::batched) gemm_conv::grad_weight_batched(x, gy, pt, g, n, m);
+        else gemm_conv::grad_weight_images(x, gy, pt, g, n, m);
+      } else {
+        gemm_conv::grad_weight_images(x, gy, pt, g, n, m);
       }
-      if (b) {
-        for (int64_t c = 0; c < g.c_out; ++c) std::fill(yn + c * ohw, yn + (c + 1) * ohw, b[c]);
-      }
-      for (int64_t gi = 0; gi < g.groups; ++gi) {
-        gemm(false, false, cout_g, ohw, k_g, w + gi * cout_g * k_g, k_g, cols + gi * k_g * ohw, ohw,
-             b ? T(1) : T(0), yn + gi * cout_g * ohw, ohw);
-      }
+      if (pb)
+        for (int64_t i = n; i < m; ++i) add_bias_grad(gy, pb, g, i);
     }
   });
+  if (gw) {
+    for (int t = 1; t < np; ++t)
+      for (int64_t i = 0; i < wsize; ++i) part[size_t(i)] += part[size_t(t * wsize + i)];
+    const bool transposed = !std::is_same_v<T, float> || (a != ConvAlgo::direct && a != ConvAlgo::batched);
+    if (transposed) gemm_conv::transpose_weight_blocks(part.data(), gw, g);
+    else std::copy(part.begin(), part.begin() + wsize, gw);
+  }
+  if (gb) {
+    std::copy(part_b.begin(), part_b.begin() + g.c_out, gb);
+    for (int t = 1; t < np; ++t)
+      for (int64_t c = 0; c < g.c_out; ++c) gb[c] += part_b[size_t(t * g.c_out + c)];
+  }
+}
+
+// ---- choosing
+
+// Note [Choosing a CPU convolution algorithm]: which algorithm is fastest depends on the
+// shape, the pass and the machine: the direct kernels win where channel counts are small
+// and the rows fill their tiles (LeNet, ResNet-20's 16-channel stage), Winograd where both
+// channel counts are large enough for its 36 GEMMs to dwarf the transforms, the batched
+// GEMMs on small maps with many channels and for strided convolutions, per-image im2col
+// where a single image's GEMM is already large. Rather than a rule tuned on one machine,
+// the first call of each (shape, pass, thread count) times every eligible algorithm on the
+// real buffers, keeps the fastest in a mutex-guarded map and runs it from then on: the
+// pattern of cuDNN's Find (kernels/cudnn/conv.cpp). The first step of a model pays for
+// the search (each candidate once, or kShortRuns times when a run is short: about 3-5
+// steps' worth of convolution time).
+//
+// Noise: the very first run of a shape pays for cold caches, page faults on a fresh output
+// and waking the thread team, so one untimed run of the rule's pick comes first. On a
+// loaded machine a run can be preempted, which only ever makes it slower, so each
+// candidate's time is the minimum of its runs; and a candidate replaces the fixed
+// rule's pick only when it is more than kMargin faster. Two processes (a run and its
+// resumption from a checkpoint) then pick the same algorithms unless a shape sits near the
+// margin and the machine is very loaded, and close calls cost at most kMargin. Exact
+// reproducibility across processes is what deterministic mode is for.
+//
+// Deterministic mode must give the same bits on every run and at every thread count, and
+// a pick by timing could differ from one run to the next. There the pick is a fixed rule
+// of the geometry alone (fixed_rule below, written from the measured picks in
+// bench/results/2026-12-01-cpu-conv.md), and the passes run over fixed blocks of images
+// (Note [Thread-count-independent sums]). A forced algorithm (set_conv_algo,
+// EMBER_CPU_CONV_ALGO) applies to every pass it is eligible for, in both modes.
+constexpr double kRetimeBelow = 0.1;  // seconds: runs shorter than this are repeated,
+constexpr int kShortRuns = 3;          // up to this many times
+constexpr double kMargin = 0.1;
+
+ConvAlgo fixed_rule(ConvPass p, const ConvGeometry& g) {
+  // The smaller channel count of the pass's convolution; the measured picks (1 and 2
+  // threads, ResNet-20/18 and LeNet at batch 128/64): direct up to 32 channels, Winograd
+  // from 64 for the forward and input-gradient convolutions; the weight gradient direct on
+  // large maps, batched GEMMs on maps of 16x16 and less; strided ones batched or im2col.
+  const int64_t ch = std::min(g.c_in, g.c_out), ohw = g.oh * g.ow;
+  if (p == ConvPass::grad_weight) {
+    if (eligible(ConvAlgo::direct, p, g) && (ch <= 32 || ohw > 256)) return ConvAlgo::direct;
+  } else {
+    if (eligible(ConvAlgo::direct, p, g) && ch <= 32) return ConvAlgo::direct;
+    if (eligible(ConvAlgo::winograd, p, g) && ch >= 64) return ConvAlgo::winograd;
+  }
+  if (eligible(ConvAlgo::batched, p, g) && ohw <= 256) return ConvAlgo::batched;
+  return ConvAlgo::im2col;
+}
+
+ConvAlgo algo_from_env() {
+  const char* e = std::getenv("EMBER_CPU_CONV_ALGO");
+  return e && *e ? parse_conv_algo(e) : ConvAlgo::automatic;
+}
+
+std::atomic<ConvAlgo>& forced() {
+  static std::atomic<ConvAlgo> a{algo_from_env()};
+  return a;
+}
+
+std::atomic<ConvAlgo> g_last[3] = {ConvAlgo::automatic, ConvAlgo::automatic, ConvAlgo::automatic};
+
+bool verbose() {
+  static const bool v = [] {
+    const char* e = std::getenv("EMBER_CPU_CONV_VERBOSE");
+    return e && *e && std::string(e) != "0";
+  }();
+  return v;
+}
+
+const char* pass_name(ConvPass p) {
+  return p == ConvPass::fwd ? "fwd" : p == ConvPass::grad_input ? "grad_input" : "grad_weight";
+}
+
+using Key = std::array<int64_t, 20>;
+struct Choice {
+  ConvAlgo algo;
+  std::string line;  // the report line
+};
+std::mutex g_choices_mutex;
+std::map<Key, Choice>& choices() {
+  static std::map<Key, Choice> m;
+  return m;
+}
+
+Key key_of(const ConvGeometry& g, ConvPass p) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return {g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.oh, g.ow, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups,
+          int64_t(p), threads, openblas_get_num_threads(), 0};
+}
+
+std::string describe(const ConvGeometry& g, ConvPass p, int threads) {
+  std::ostringstream s;
+  s << "n" << g.n << " " << g.c_in << "x" << g.h << "x" << g.w << " -> " << g.c_out << "x" << g.oh << "x" << g.ow
+    << " k" << g.kh << "x" << g.kw << " s" << g.sh << " p" << g.ph;
+  if (g.dh != 1 || g.dw != 1) s << " d" << g.dh << "x" << g.dw;
+  if (g.groups != 1) s << " groups" << g.groups;
+  s << " " << pass_name(p) << " threads=" << threads;
+  return s.str();
+}
+
+/// Runs pass p of g with the algorithm chosen for it: run(algo) computes the pass.
+template <class Run>
+void run_chosen(ConvPass p, const ConvGeometry& g, bool det, Run&& run) {
+  auto go = [&](ConvAlgo a) {
+    g_last[int(p)] = a;
+    run(a);
+  };
+  const ConvAlgo f = forced().load();
+  if (f != ConvAlgo::automatic && eligible(f, p, g)) return go(f);
+  if (det) return go(fixed_rule(p, g));
+  const Key key = key_of(g, p);
+  {
+    std::lock_guard<std::mutex> lock(g_choices_mutex);
+    auto it = choices().find(key);
+    if (it != choices().end()) return go(it->second.algo);
+  }
+  std::vector<ConvAlgo> cands;
+  for (ConvAlgo a : {ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd})
+    if (eligible(a, p, g)) cands.push_back(a);
+  const ConvAlgo rule = fixed_rule(p, g);
+  ConvAlgo best = cands.front(), last = best;
+  double best_s = 1e300, rule_s = 1e300;
+  std::ostringstream line;
+  line << describe(g, p, int(key[17])) << ":";
+  run(rule);  // warm-up (Noise above)
+  for (ConvAlgo a : cands) {
+    double t = 1e300;
+    for (int rep = 0; rep < kShortRuns; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      run(a);
+      t = std::min(t, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      if (t >= kRetimeBelow || cands.size() == 1) break;
+    }
+    last = a;
+    line << " " << conv_algo_name(a) << " " << t * 1e3 << " ms";
+    if (t < best_s) best_s = t, best = a;
+    if (a == rule) rule_s = t;
+  }
+  if (best != rule && best_s > (1 - kMargin) * rule_s) best = rule;  // a close call: the rule's pick
+  line << " -> " << conv_algo_name(best);
+  if (verbose()) std::fprintf(stderr, "ember conv: %s\n", line.str().c_str());
+  {
+    std::lock_guard<std::mutex> lock(g_choices_mutex);
+    choices().emplace(key, Choice{best, line.str()});
+  }
+  g_last[int(p)] = best;
+  if (last != best) run(best);  // the output from the algorithm every later call uses
 }
 
 template <class T>
-void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeometry& g, bool deterministic) {
-  const int64_t ohw = g.oh * g.ow, cin_g = g.c_in / g.groups, cout_g = g.c_out / g.groups;
-  const int64_t k_g = cin_g * g.kh * g.kw, wsize = g.c_out * k_g;
-  const bool pointwise = is_pointwise(g);
-  // The weight gradient from the direct kernel (in (C_out, K) order) or from im2col + GEMM
-  // (in transposed (K_g, C_out/g) blocks); the input gradient from the direct forward
-  // kernel (a convolution of gy) or from GEMM + col2im.
-  const bool direct_gw = gw && std::is_same_v<T, float> && direct::eligible_grad_weight(g);
-  const bool direct_gx = gx && std::is_same_v<T, float> && direct::eligible_grad_input(g);
-  const bool need_col = !pointwise && ((gx && !direct_gx) || (gw && !direct_gw));
-  [[maybe_unused]] std::vector<float> w_flip;  // the direct input gradient's weights
-  [[maybe_unused]] ConvGeometry gt;            // and its geometry
+void fwd(const T* x, const T* w, const T* b, T* y, const ConvGeometry& g, bool det) {
   if constexpr (std::is_same_v<T, float>) {
-    if (direct_gx) {
-      gt = direct::grad_input_geometry(g);
-      w_flip = direct::fwd_weights(direct::grad_input_weights(w, g).data(), gt);
-    }
+    run_chosen(ConvPass::fwd, g, det, [&](ConvAlgo a) { fwd_f32(a, x, w, b, y, g, det); });
+  } else {
+    over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::fwd_images(x, w, b, y, g, nb, ne); });
   }
-  // Partial sums of the weight and bias gradients per block of images, added in block
-  // order (Note [Thread-count-independent sums]).
-  const int nt = deterministic ? int(std::max<int64_t>(1, std::min(g.n, kDeterministicBlocks))) : threads_for(g);
-  std::vector<T> gw_part(gw ? size_t(nt * wsize) : 0, T(0));
-  std::vector<T> gb_part(gb ? size_t(nt * g.c_out) : 0, T(0));
-  auto block = [&](int t, int64_t nb, int64_t ne) {
-    std::vector<T> col(need_col ? size_t(g.c_in * g.kh * g.kw * ohw) : 0);
-    T* gwt = gw ? gw_part.data() + t * wsize : nullptr;
-    T* gbt = gb ? gb_part.data() + t * g.c_out : nullptr;
+}
+
+template <class T>
+void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeometry& g, bool det) {
+  if (gx) {
     if constexpr (std::is_same_v<T, float>) {
-      if (direct_gw) direct::grad_weight(x, gy, gwt, g, nb, ne);
-      if (direct_gx) {
-        direct::Workspace ws(gt);
-        direct::fwd(gy, w_flip.data(), nullptr, gx, gt, nb, ne, ws);
-      }
-    }
-    for (int64_t n = nb; n < ne; ++n) {
-      const T* gyn = gy + n * g.c_out * ohw;
-      if (gw && !direct_gw) {
-        const T* xn = x + n * g.c_in * g.h * g.w;
-        const T* cols = xn;
-        if (!pointwise) {
-          im2col(xn, col.data(), g);
-          cols = col.data();
-        }
-        // gW_g^T (K_g, C_out/g) += col_g (K_g, OHW) @ gY_g^T (OHW, C_out/g): the same
-        // product as gY_g @ col_g^T, in the operand order OpenBLAS runs ~1.8x faster at
-        // LeNet's shapes (gwt holds the transposed blocks; see the sum below).
-        for (int64_t gi = 0; gi < g.groups; ++gi) {
-          gemm(false, true, k_g, cout_g, ohw, cols + gi * k_g * ohw, ohw, gyn + gi * cout_g * ohw,
-               ohw, T(1), gwt + gi * cout_g * k_g, cout_g);
-        }
-      }
-      if (gb) {
-        for (int64_t c = 0; c < g.c_out; ++c) gbt[c] += sum_contiguous(gyn + c * ohw, ohw);
-      }
-      if (gx && !direct_gx) {
-        T* gxn = gx + n * g.c_in * g.h * g.w;
-        // gcol_g (K_g, OHW) = W_g^T (K_g, C_out/g) @ gY_g (C_out/g, OHW)
-        T* gcol = pointwise ? gxn : col.data();
-        for (int64_t gi = 0; gi < g.groups; ++gi) {
-          gemm(true, false, k_g, ohw, cout_g, w + gi * cout_g * k_g, k_g, gyn + gi * cout_g * ohw,
-               ohw, T(0), gcol + gi * k_g * ohw, ohw);
-        }
-        if (!pointwise) {
-          std::fill(gxn, gxn + g.c_in * g.h * g.w, T(0));
-          col2im(gcol, gxn, g);
-        }
-      }
-    }
-  };
-  if (deterministic) over_fixed_blocks(g, nt, block);
-  else over_images(g, block);
-  if (gw) {
-    // Threads' partial sums in thread order; GEMM blocks transposed back to (C_out/g, K_g).
-    for (int t = 1; t < nt; ++t)
-      for (int64_t i = 0; i < wsize; ++i) gw_part[size_t(i)] += gw_part[size_t(t * wsize + i)];
-    if (direct_gw) {
-      std::copy(gw_part.begin(), gw_part.begin() + wsize, gw);
+      run_chosen(ConvPass::grad_input, g, det, [&](ConvAlgo a) { grad_input_f32(a, w, gy, gx, g, det); });
     } else {
-      for (int64_t gi = 0; gi < g.groups; ++gi) {
-        const T* src = gw_part.data() + gi * cout_g * k_g;  // (K_g, C_out/g)
-        T* dst = gw + gi * cout_g * k_g;                     // (C_out/g, K_g)
-        for (int64_t k = 0; k < k_g; ++k)
-          for (int64_t c = 0; c < cout_g; ++c) dst[c * k_g + k] = src[k * cout_g + c];
-      }
+      over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::grad_input_images(w, gy, gx, g, nb, ne); });
     }
   }
-  if (gb) {
-    std::copy(gb_part.begin(), gb_part.begin() + g.c_out, gb);
-    for (int t = 1; t < nt; ++t)
-      for (int64_t c = 0; c < g.c_out; ++c) gb[c] += gb_part[size_t(t * g.c_out + c)];
+  if (gw) {
+    if constexpr (std::is_same_v<T, float>) {
+      run_chosen(ConvPass::grad_weight, g, det, [&](ConvAlgo a) { grad_weight_run(a, x, gy, gw, gb, g, det); });
+    } else {
+      grad_weight_run(ConvAlgo::im2col, x, gy, gw, gb, g, det);
+    }
+  } else if (gb) {
+    grad_weight_run(ConvAlgo::im2col, x, gy, static_cast<T*>(nullptr), gb, g, det);
   }
 }
 
 }  // namespace
 
-void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* y,
-                const ConvGeometry& g) {
+void set_conv_algo(ConvAlgo a) { forced() = a; }
+ConvAlgo conv_algo() { return forced().load(); }
+
+const char* conv_algo_name(ConvAlgo a) {
+  switch (a) {
+    case ConvAlgo::automatic: return "auto";
+    case ConvAlgo::direct: return "direct";
+    case ConvAlgo::im2col: return "im2col";
+    case ConvAlgo::batched: return "batched";
+    case ConvAlgo::winograd: return "winograd";
+  }
+  return "?";
+}
+
+ConvAlgo parse_conv_algo(std::string_view name) {
+  for (ConvAlgo a : {ConvAlgo::automatic, ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd})
+    if (name == conv_algo_name(a)) return a;
+  EMBER_THROW("EMBER_CPU_CONV_ALGO / conv algorithm: expected auto, direct, im2col, batched or winograd, got '",
+              std::string(name), "'");
+}
+
+ConvAlgo last_conv_algo(ConvPass p) { return g_last[int(p)].load(); }
+
+std::string conv_algo_choices() {
+  std::lock_guard<std::mutex> lock(g_choices_mutex);
+  std::string r;
+  for (const auto& [k, c] : choices()) r += c.line + "\n";
+  return r;
+}
+
+void clear_conv_algo_choices() {
+  std::lock_guard<std::mutex> lock(g_choices_mutex);
+  choices().clear();
+}
+
+void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* y, const ConvGeometry& g,
+                bool deterministic) {
   switch (dtype) {
     case DType::f32:
-      fwd(static_cast<const float*>(x), static_cast<const float*>(w),
-          static_cast<const float*>(b), static_cast<float*>(y), g);
+      fwd(static_cast<const float*>(x), static_cast<const float*>(w), static_cast<const float*>(b),
+          static_cast<float*>(y), g, deterministic);
       break;
     case DType::f64:
-      fwd(static_cast<const double*>(x), static_cast<const double*>(w),
-          static_cast<const double*>(b), static_cast<double*>(y), g);
+      fwd(static_cast<const double*>(x), static_cast<const double*>(w), static_cast<const double*>(b),
+          static_cast<double*>(y), g, deterministic);
       break;
     default: EMBER_THROW("conv2d (cpu): expected f32 or f64, got ", dtype_name(dtype));
   }
 }
 
-void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void* gx, void* gw,
-                void* gb, const ConvGeometry& g, bool deterministic) {
+void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void* gx, void* gw, void* gb,
+                const ConvGeometry& g, bool deterministic) {
   switch (dtype) {
     case DType::f32:
-      bwd(static_cast<const float*>(x), static_cast<const float*>(w),
-          static_cast<const float*>(gy), static_cast<float*>(gx), static_cast<float*>(gw),
-          static_cast<float*>(gb), g, deterministic);
+      bwd(static_cast<const float*>(x), static_cast<const float*>(w), static_cast<const float*>(gy),
+          static_cast<float*>(gx), static_cast<float*>(gw), static_cast<float*>(gb), g, deterministic);
       break;
     case DType::f64:
-      bwd(static_cast<const double*>(x), static_cast<const double*>(w),
-          static_cast<const double*>(gy), static_cast<double*>(gx), static_cast<double*>(gw),
-          static_cast<double*>(gb), g, deterministic);
+      bwd(static_cast<const double*>(x), static_cast<const double*>(w), static_cast<const double*>(gy),
+          static_cast<double*>(gx), static_cast<double*>(gw), static_cast<double*>(gb), g, deterministic);
       break;
     default: EMBER_THROW("conv2d backward (cpu): expected f32 or f64, got ", dtype_name(dtype));
   }
