@@ -164,6 +164,12 @@ Tensor dropout(const Tensor& x, double p, bool train);
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(),
               std::array<int64_t, 2> stride = {1, 1}, std::array<int64_t, 2> padding = {0, 0},
               std::array<int64_t, 2> dilation = {1, 1}, int64_t groups = 1);
+/// The CPU convolution algorithms picked by timing so far, as text, and loading such text
+/// (Note [Algorithm choices travel with the run] in kernels/cpu/conv.cpp): the Trainer keeps
+/// them with its checkpoints and best weights, so a resumed run or an evaluation in another
+/// process runs the same algorithms and gets the same bits.
+std::string conv_algorithm_choices();
+void load_conv_algorithm_choices(const std::string& text);
 /// stride defaults to the kernel size when empty ({0, 0}).
 Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel,
                   std::array<int64_t, 2> stride = {0, 0}, std::array<int64_t, 2> padding = {0, 0});

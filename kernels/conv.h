@@ -58,6 +58,14 @@ ConvAlgo last_conv_algo(ConvPass p);
 std::string conv_algo_choices();
 /// Forgets the measured choices (the next call of each shape measures again).
 void clear_conv_algo_choices();
+/// The measured picks as text, one line per (shape, pass, threads): its key and the
+/// algorithm. Saved with checkpoints and weights (Note [Algorithm choices travel with the
+/// run]) so a resumed run or an evaluation in another process runs the same algorithms.
+std::string export_conv_algo_choices();
+/// Adds picks made by export_conv_algo_choices, replacing measured ones of the same key.
+/// A pick the running machine cannot run (no AVX2 for direct) is measured again at use.
+/// Throws on text that is not such a list, and then adds nothing.
+void import_conv_algo_choices(const std::string& text);
 }  // namespace ember::cpu
 
 #if EMBER_WITH_CUDA

@@ -553,6 +553,43 @@ TEST(Conv2d, CpuAlgorithmChoiceIsMeasuredOnceAndCached) {
   EXPECT_ERROR(cpu::parse_conv_algo("fft"), "expected auto, direct, im2col, batched or winograd, got 'fft'");
 }
 
+// Note [Algorithm choices travel with the run]: the picks survive export and import, and
+// an imported pick is what the next call runs (no new measurement).
+TEST(Conv2d, CpuAlgorithmChoicesExportAndImport) {
+  using cpu::ConvAlgo;
+  using cpu::ConvPass;
+  const ConvAlgo before = cpu::conv_algo();
+  cpu::set_conv_algo(ConvAlgo::automatic);
+  cpu::clear_conv_algo_choices();
+  Tensor x = randn({4, 16, 8, 8}), w = randn({16, 16, 3, 3});
+  Tensor y = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+  const ConvAlgo measured = cpu::last_conv_algo(ConvPass::fwd);
+  const std::string text = cpu::export_conv_algo_choices();
+  ASSERT_NE(text.find(cpu::conv_algo_name(measured)), std::string::npos) << text;
+  // Another process: nothing measured yet; import a different pick and it runs that one.
+  cpu::clear_conv_algo_choices();
+  const ConvAlgo other = measured == ConvAlgo::im2col ? ConvAlgo::batched : ConvAlgo::im2col;
+  std::string edited = text;
+  const std::string name = cpu::conv_algo_name(measured);
+  edited.replace(edited.find(name), name.size(), cpu::conv_algo_name(other));
+  cpu::import_conv_algo_choices(edited);
+  Tensor y2 = conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+  EXPECT_EQ(cpu::last_conv_algo(ConvPass::fwd), other);
+  EXPECT_TRUE(all_close(y2, y, 1e-4, 1e-4));
+  EXPECT_EQ(cpu::export_conv_algo_choices(), edited);  // imported as given, nothing re-measured
+  // The original picks again: the same algorithm, the same bits as the first process.
+  cpu::import_conv_algo_choices(text);
+  EXPECT_TRUE(all_close(conv2d(x, w, Tensor(), {1, 1}, {1, 1}), y, 0, 0));
+  EXPECT_EQ(cpu::last_conv_algo(ConvPass::fwd), measured);
+  // Malformed text is refused whole.
+  EXPECT_ERROR(cpu::import_conv_algo_choices("1 2 3 direct\n"), "fewer than 20 numbers");
+  EXPECT_ERROR(cpu::import_conv_algo_choices(text.substr(0, text.find('\n')) + " extra\n"), "one algorithm name");
+  EXPECT_ERROR(cpu::import_conv_algo_choices("0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1 1 0 fft\n"), "got 'fft'");
+  EXPECT_EQ(cpu::export_conv_algo_choices(), text);
+  cpu::clear_conv_algo_choices();
+  cpu::set_conv_algo(before);
+}
+
 TEST(Conv2d, OnlyWeightNeedsGrad) {
   Tensor x = randn({2, 1, 6, 6}, {.dtype = DType::f64});  // e.g. the images: no grad
   Tensor w = leaf({3, 1, 3, 3});

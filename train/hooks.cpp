@@ -283,7 +283,9 @@ void CheckpointHook::after_epoch(Trainer& t) {
     std::string best = t.out_path("best.safetensors");
     // Atomic and durable by itself (Note [Crash-safe checkpoints] in train/trainer.cpp).
     save_safetensors(best, t.model().state_dict().items(),
-                     {{"epoch", std::to_string(st.epoch + 1)}, {"test_acc", std::to_string(st.best_acc)}});
+                     {{"epoch", std::to_string(st.epoch + 1)},
+                      {"test_acc", std::to_string(st.best_acc)},
+                      {kConvAlgosKey, conv_algorithm_choices()}});
     t.log().info(strf("saved the best model so far (%.2f%%) to %s", st.best_acc, best.c_str()));
   }
   checkpoint(t, true);

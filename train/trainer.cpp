@@ -471,7 +471,12 @@ void Trainer::save_checkpoint(const std::string& path, bool epoch_end) {
   // one, whole, even if the process is killed or the machine loses power mid-write; a write
   // that fails (ENOSPC, EIO) removes the temporary file and throws naming it and the cause,
   // with PATH left as it was. tests/crash_safety_test.cpp kills runs at random moments.
-  save_safetensors(path, tensors, {{"ember", meta.dump()}});
+  save_safetensors(path, tensors, {{"ember", meta.dump()}, {kConvAlgosKey, conv_algorithm_choices()}});
+}
+
+void load_conv_algorithm_choices(const SafetensorsFile& f) {
+  auto it = f.metadata.find(kConvAlgosKey);
+  if (it != f.metadata.end()) ember::load_conv_algorithm_choices(it->second);
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
@@ -483,6 +488,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   EpochSums& sums = state_.sums;
   Device device = device_;
   SafetensorsFile f = load_safetensors(path);
+  load_conv_algorithm_choices(f);
   auto it = f.metadata.find("ember");
   EMBER_CHECK(it != f.metadata.end(), "--resume ", path,
               ": not an ember training checkpoint (no 'ember' entry in its metadata); "

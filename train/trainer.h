@@ -58,6 +58,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/safetensors.h"
 #include "data/loader.h"
 #include "dist/ddp.h"
 #include "nn/module.h"
@@ -69,6 +70,12 @@
 namespace ember::train {
 
 class Trainer;
+
+/// The metadata key under which last.ckpt and best.safetensors keep the CPU convolution
+/// algorithm picks (Note [Algorithm choices travel with the run] in kernels/cpu/conv.cpp).
+inline constexpr const char* kConvAlgosKey = "ember.cpu_conv_algos";
+/// Loads the picks saved in `f` before its weights are used (nothing when it has none).
+void load_conv_algorithm_choices(const SafetensorsFile& f);
 
 /// A loss: (model output, batch labels) -> the mean loss (a scalar).
 using LossFn = std::function<Tensor(const Tensor& output, const Tensor& target)>;

@@ -155,6 +155,7 @@ int train_or_evaluate(const TrainConfig& cfg, const std::string& app_name,
     // Plain weights (best.safetensors), or the model part of a training checkpoint
     // (last.ckpt: "model."-prefixed tensors beside the optimizer's, metadata "ember").
     SafetensorsFile f = load_safetensors(cfg.evaluate);
+    train::load_conv_algorithm_choices(f);  // the training run's algorithms: the same bits
     nn::StateDict weights;
     if (f.metadata.count("ember")) {
       for (const auto& [k, t] : f.tensors)

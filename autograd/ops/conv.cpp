@@ -195,4 +195,7 @@ Tensor conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, std::a
   return y;
 }
 
+std::string conv_algorithm_choices() { return cpu::export_conv_algo_choices(); }
+void load_conv_algorithm_choices(const std::string& text) { cpu::import_conv_algo_choices(text); }
+
 }  // namespace ember

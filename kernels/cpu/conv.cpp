@@ -378,7 +378,8 @@ void run_chosen(ConvPass p, const ConvGeometry& g, bool det, Run&& run) {
   {
     std::lock_guard<std::mutex> lock(g_choices_mutex);
     auto it = choices().find(key);
-    if (it != choices().end()) return go(it->second.algo);
+    // An imported pick this machine cannot run is measured again.
+    if (it != choices().end() && eligible(it->second.algo, p, g)) return go(it->second.algo);
   }
   std::vector<ConvAlgo> cands;
   for (ConvAlgo a : {ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd})
@@ -407,7 +408,7 @@ void run_chosen(ConvPass p, const ConvGeometry& g, bool det, Run&& run) {
   if (verbose()) std::fprintf(stderr, "ember conv: %s\n", line.str().c_str());
   {
     std::lock_guard<std::mutex> lock(g_choices_mutex);
-    choices().emplace(key, Choice{best, line.str()});
+    choices().insert_or_assign(key, Choice{best, line.str()});
   }
   g_last[int(p)] = best;
   if (last != best) run(best);  // the output from the algorithm every later call uses
@@ -477,6 +478,47 @@ std::string conv_algo_choices() {
 void clear_conv_algo_choices() {
   std::lock_guard<std::mutex> lock(g_choices_mutex);
   choices().clear();
+}
+
+// Note [Algorithm choices travel with the run]: a pick made by timing can differ between
+// two processes on a loaded machine (Noise, Note [Choosing a CPU convolution algorithm]),
+// and different algorithms round differently. So the Trainer saves the picks with every
+// checkpoint and with the best weights, and a resumed run or an --evaluate imports them
+// before its first convolution: it runs the very algorithms the first process ran, and
+// resume stays exact bit for bit. The text is one line per key: its 20 integers, then
+// the algorithm's name.
+std::string export_conv_algo_choices() {
+  std::lock_guard<std::mutex> lock(g_choices_mutex);
+  std::ostringstream s;
+  for (const auto& [k, c] : choices()) {
+    for (int64_t v : k) s << v << ' ';
+    s << conv_algo_name(c.algo) << '\n';
+  }
+  return s.str();
+}
+
+void import_conv_algo_choices(const std::string& text) {
+  std::vector<std::pair<Key, ConvAlgo>> parsed;
+  std::istringstream in(text);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.empty()) continue;
+    std::istringstream ls(line);
+    Key k{};
+    for (int64_t& v : k)
+      EMBER_CHECK(bool(ls >> v), "conv algorithm choices: line ", n, " has fewer than ", k.size(), " numbers: '", line,
+                  "'");
+    std::string name, extra;
+    EMBER_CHECK(bool(ls >> name) && !(ls >> extra), "conv algorithm choices: line ", n,
+                " must end with one algorithm name: '", line, "'");
+    const ConvAlgo a = parse_conv_algo(name);
+    EMBER_CHECK(a != ConvAlgo::automatic && k[16] >= 0 && k[16] <= 2, "conv algorithm choices: line ", n,
+                " is not a pick of a pass: '", line, "'");
+    parsed.emplace_back(k, a);
+  }
+  std::lock_guard<std::mutex> lock(g_choices_mutex);
+  for (const auto& [k, a] : parsed)
+    choices().insert_or_assign(k, Choice{a, std::string("imported: ") + conv_algo_name(a)});
 }
 
 void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* y, const ConvGeometry& g,
