@@ -13,6 +13,8 @@
 
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/conv_dnnl.h"
+#include "kernels/cpu/threads.h"
 #include "core/strided_layout.h"
 #include "core/error.h"
 
@@ -333,6 +335,8 @@ void bwd(const T* x, const T* w, const T* gy, T* gx, T* gw, T* gb, const ConvGeo
 
 void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* y,
                 const ConvGeometry& g) {
+  // Forced oneDNN (EMBER_CPU_CONV_BACKEND=dnnl); deterministic mode pins BLAS (blas_pinned).
+  if (use_dnnl_conv(dtype, g, blas_pinned()) && dnnl_conv2d_fwd(dtype, x, w, b, y, g)) return;
   switch (dtype) {
     case DType::f32:
       fwd(static_cast<const float*>(x), static_cast<const float*>(w),
@@ -348,6 +352,7 @@ void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* 
 
 void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void* gx, void* gw,
                 void* gb, const ConvGeometry& g, bool deterministic) {
+  if (use_dnnl_conv(dtype, g, deterministic) && dnnl_conv2d_bwd(dtype, x, w, gy, gx, gw, gb, g)) return;
   switch (dtype) {
     case DType::f32:
       bwd(static_cast<const float*>(x), static_cast<const float*>(w),
