@@ -47,13 +47,17 @@ namespace ember::cpu {
 //  - Threading: libdnnl2 is built with OpenMP (it links libgomp, like ember), so it runs on
 //    ember's own OpenMP team and uses omp_get_max_threads() threads; nested inside a parallel
 //    region, one.
-//  - Rounding: strict f32 (no bf16 down-conversion: fpmath_mode stays strict). Winograd
-//    (DnnlConvConfig::winograd) trades more rounding for fewer multiplications. The results
-//    are NOT bitwise the same across thread counts (the weight gradient's reduction over the
-//    batch is split by thread; conv_dnnl_test measures it), so dnnl_conv_deterministic() is
-//    false and deterministic mode keeps ember's own kernels
-//    (Note [Thread-count-independent sums] in conv.cpp). At a fixed thread count a
-//    primitive gives the same bits run to run.
+//  - Rounding: strict f32 (fpmath_mode stays strict: no bf16 down-conversion). Winograd
+//    (DnnlConvConfig::winograd) trades more rounding for fewer multiplications.
+//  - Determinism: at a fixed thread count a primitive gives the same bits run to run. Across
+//    thread counts it does not: the weight gradient (and sometimes the bias gradient) is
+//    reduced over the batch in per-thread pieces, and even the Winograd forward and
+//    backward-data can change (measured with oneDNN 2.6.3 on AVX-512:
+//    1 vs 2 threads differed in backward-weights on most ResNet shapes, in Winograd forward
+//    on 64 channels at 8x8; direct forward and backward-data matched everywhere tried, but
+//    oneDNN promises nothing there). So dnnl_conv_deterministic() is false, and
+//    deterministic mode keeps ember's own kernels (Note [Thread-count-independent sums] in
+//    conv.cpp); the forward hook takes deterministic mode from blas_pinned().
 
 namespace {
 
