@@ -5,7 +5,9 @@
 //           has a bias)
 //     backend: ember | dnnl (blocked layouts + reorders, direct algorithm) | dnnl_auto
 //              (oneDNN may pick Winograd; 3x3 stride-1 shapes only) | dnnl_plain (NCHW
-//              buffers as they are; ResNet-20 shapes at 1 thread only)
+//              buffers as they are; ResNet-20 shapes at 1 thread only); steps also
+//              `measured` (oneDNN with Winograd allowed where cpu::dnnl_conv_wins, ember
+//              elsewhere: EMBER_CPU_CONV_BACKEND=measured)
 //   step/<model>/batch:<n>/<backend>/threads:<t>
 //     one training step (forward, cross-entropy, backward, SGD momentum 0.9) with every
 //     convolution on that backend (oneDNN forced as EMBER_CPU_CONV_BACKEND=dnnl does); the
@@ -71,30 +73,33 @@ std::vector<Shape2> shapes() {
   };
 }
 
-enum class Backend { ember, dnnl, dnnl_auto, dnnl_plain };
+enum class Backend { ember, dnnl, dnnl_auto, dnnl_plain, measured };
 const char* backend_name(Backend b) {
   switch (b) {
     case Backend::ember: return "ember";
     case Backend::dnnl: return "dnnl";
     case Backend::dnnl_auto: return "dnnl_auto";
     case Backend::dnnl_plain: return "dnnl_plain";
+    case Backend::measured: return "measured";
   }
   return "?";
 }
 
-/// Selects the backend for the scope of one benchmark (the forced switch and the config).
+/// Selects the backend for the scope of one benchmark (EMBER_CPU_CONV_BACKEND's switch and
+/// the oneDNN configuration). `measured`: oneDNN (Winograd allowed) where dnnl_conv_wins.
 struct UseBackend {
   cpu::DnnlConvConfig saved = cpu::dnnl_conv_config();
-  bool saved_forced = cpu::dnnl_conv_forced();
+  cpu::CpuConvBackend saved_backend = cpu::cpu_conv_backend();
   explicit UseBackend(Backend b) {
-    if (b == Backend::dnnl_auto) cpu::set_dnnl_conv_config({.blocked = true, .winograd = true});
-    else if (b == Backend::dnnl_plain) cpu::set_dnnl_conv_config({.blocked = false, .winograd = false});
-    else cpu::set_dnnl_conv_config({.blocked = true, .winograd = false});
-    cpu::set_dnnl_conv_forced(b != Backend::ember);
+    const bool wino = b == Backend::dnnl_auto || b == Backend::measured;
+    cpu::set_dnnl_conv_config({.blocked = b != Backend::dnnl_plain, .winograd = wino});
+    cpu::set_cpu_conv_backend(b == Backend::ember      ? cpu::CpuConvBackend::ember
+                              : b == Backend::measured ? cpu::CpuConvBackend::measured
+                                                       : cpu::CpuConvBackend::dnnl);
   }
   ~UseBackend() {
     cpu::set_dnnl_conv_config(saved);
-    cpu::set_dnnl_conv_forced(saved_forced);
+    cpu::set_cpu_conv_backend(saved_backend);
   }
 };
 
@@ -123,7 +128,7 @@ void bm_conv(benchmark::State& state, Shape2 s, int pass, Backend backend, int t
   std::vector<float> y(gy.size()), gx(x.size()), gw(w.size()), gb(b.size());
   const float* bp = s.bias ? b.data() : nullptr;
   float* gbp = s.bias ? gb.data() : nullptr;
-  // The public entry points, as autograd calls them: the forced switch picks the backend.
+  // The public entry points, as autograd calls them: the backend switch picks the kernels.
   auto run = [&] {
     if (pass == 0) cpu::conv2d_fwd(DType::f32, x.data(), w.data(), bp, y.data(), g);
     else if (pass == 1) cpu::conv2d_bwd(DType::f32, x.data(), w.data(), gy.data(), gx.data(), nullptr, nullptr, g);
@@ -187,7 +192,7 @@ void register_all() {
   };
   for (const Step& st : {Step{"resnet20", 128, 3}, Step{"resnet18", 32, 1}, Step{"lenet", 64, 20}}) {
     for (int threads : {1, 2}) {
-      for (Backend b : {Backend::ember, Backend::dnnl, Backend::dnnl_auto}) {
+      for (Backend b : {Backend::ember, Backend::dnnl, Backend::dnnl_auto, Backend::measured}) {
         if (b != Backend::ember && !EMBER_WITH_DNNL) continue;
         const std::string name = "step/" + st.model + "/batch:" + std::to_string(st.batch) + "/" + backend_name(b) + "/threads:" + std::to_string(threads);
         benchmark::RegisterBenchmark(name.c_str(), bm_step, st.model, st.batch, b, threads)

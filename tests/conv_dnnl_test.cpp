@@ -286,12 +286,32 @@ TEST_F(ConvDnnl, ThreadCountsAndDeterminism) {
   const bool same = std::memcmp(gws[0].data(), gws[1].data(), gws[0].size() * sizeof(float)) == 0;
   RecordProperty("weight_gradient_bitwise_same_at_1_and_2_threads", same ? "yes" : "no");
   EXPECT_FALSE(cpu::dnnl_conv_deterministic());
-  cpu::set_dnnl_conv_forced(true);
+  const cpu::CpuConvBackend saved_backend = cpu::cpu_conv_backend();
+  cpu::set_cpu_conv_backend(cpu::CpuConvBackend::dnnl);
   EXPECT_TRUE(cpu::use_dnnl_conv(DType::f32, g, /*deterministic=*/false));
   EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, g, /*deterministic=*/true));
   EXPECT_FALSE(cpu::use_dnnl_conv(DType::f64, g, false)) << "f64 stays on ember's exact path";
-  cpu::set_dnnl_conv_forced(false);
+  cpu::set_cpu_conv_backend(cpu::CpuConvBackend::ember);
   EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, g, false));
+  cpu::set_cpu_conv_backend(saved_backend);
+}
+
+TEST_F(ConvDnnl, MeasuredBackendTakesOnlyTheShapesOneDnnWon) {
+  EMBER_REQUIRE_DNNL();
+  const cpu::CpuConvBackend saved = cpu::cpu_conv_backend();
+  cpu::set_cpu_conv_backend(cpu::CpuConvBackend::measured);
+  // bench/results/2026-12-01-cpu-onednn.md: oneDNN's ResNet layers from 32 channels on and
+  // the 16-channel stride-2 one; ember's LeNet, stems, 16-channel stage and 1x1 shortcuts.
+  EXPECT_TRUE(cpu::use_dnnl_conv(DType::f32, geom(128, 64, 8, 8, 64, 3, 3, 1, 1), false));
+  EXPECT_TRUE(cpu::use_dnnl_conv(DType::f32, geom(128, 512, 4, 4, 512, 3, 3, 1, 1), false));
+  EXPECT_TRUE(cpu::use_dnnl_conv(DType::f32, geom(128, 16, 32, 32, 32, 3, 3, 2, 1), false));
+  EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, geom(128, 16, 32, 32, 16, 3, 3, 1, 1), false));
+  EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, geom(128, 3, 32, 32, 16, 3, 3, 1, 1), false));
+  EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, geom(64, 1, 28, 28, 6, 5, 5, 1, 2), false));
+  EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, geom(128, 64, 32, 32, 128, 1, 1, 2, 0), false));
+  EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, geom(8, 64, 8, 8, 64, 3, 3, 1, 1, 1, 4), false)) << "groups";
+  EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, geom(128, 64, 8, 8, 64, 3, 3, 1, 1), true)) << "deterministic";
+  cpu::set_cpu_conv_backend(saved);
 }
 
 TEST_F(ConvDnnl, UnsupportedAndBadInput) {
@@ -317,7 +337,8 @@ TEST_F(ConvDnnl, DisabledBuildSaysSo) {
   ConvGeometry g = geom(1, 1, 3, 3, 1, 1, 1);
   EXPECT_FALSE(cpu::dnnl_conv_supported(DType::f32, g));
   EXPECT_FALSE(cpu::use_dnnl_conv(DType::f32, g, false));
-  EXPECT_ERROR(cpu::set_dnnl_conv_forced(true), "has no oneDNN");
+  EXPECT_FALSE(cpu::dnnl_conv_wins(g));
+  EXPECT_ERROR(cpu::set_cpu_conv_backend(cpu::CpuConvBackend::dnnl), "has no oneDNN");
 }
 
 // Through autograd, with oneDNN forced: a conv -> relu -> strided conv chain's output and
@@ -332,7 +353,7 @@ TEST_F(ConvDnnl, AutogradThroughForcedBackend) {
   Tensor b1 = randn({16}, {.dtype = DType::f64});
   Tensor w2 = randn({32, 16, 3, 3}, {.dtype = DType::f64}) * 0.1;
   auto run = [&](DType dt, bool forced) {
-    cpu::set_dnnl_conv_forced(forced);
+    cpu::set_cpu_conv_backend(forced ? cpu::CpuConvBackend::dnnl : cpu::CpuConvBackend::ember);
     TensorList in = {x.to(dt).requires_grad_(), w1.to(dt).requires_grad_(), b1.to(dt).requires_grad_(),
                      w2.to(dt).requires_grad_()};
     Tensor h = relu(conv2d(in[0], in[1], in[2], {1, 1}, {1, 1}));
@@ -340,7 +361,7 @@ TEST_F(ConvDnnl, AutogradThroughForcedBackend) {
     Tensor loss = (y * y).sum();
     TensorList g = autograd::grad({loss}, in);
     g.insert(g.begin(), y);
-    cpu::set_dnnl_conv_forced(false);
+    cpu::set_cpu_conv_backend(cpu::CpuConvBackend::ember);
     return g;
   };
   const int64_t before = cpu::dnnl_conv_cached_primitives();

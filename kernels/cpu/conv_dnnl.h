@@ -50,15 +50,30 @@ bool dnnl_conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, 
 /// keep ember's own kernels.
 bool dnnl_conv_deterministic();
 
-/// Whether oneDNN is forced for every convolution it supports: EMBER_CPU_CONV_BACKEND=dnnl
-/// (`ember` or unset: not forced; read once, a value naming oneDNN in a build without it is
-/// an error), unless set_dnnl_conv_forced replaced it. For tests and benchmarks; the
-/// default per-shape choice belongs to conv.cpp's chooser.
-bool dnnl_conv_forced();
-void set_dnnl_conv_forced(bool on);
+/// Which backend cpu::conv2d_fwd / conv2d_bwd use for f32 (f64 always runs ember's own).
+enum class CpuConvBackend {
+  ember,     // ember's own kernels (the default)
+  dnnl,      // oneDNN for every convolution it supports
+  measured,  // oneDNN where dnnl_conv_wins says it beat ember's kernels, ember's elsewhere
+};
 
-/// The hook at the top of cpu::conv2d_fwd / conv2d_bwd: forced, supported, and not in
-/// deterministic mode (unless oneDNN were deterministic).
+/// EMBER_CPU_CONV_BACKEND=ember|dnnl|measured (unset: ember; read once; a value naming
+/// oneDNN in a build without it is an error), unless set_cpu_conv_backend replaced it. For
+/// tests and benchmarks; the default per-shape choice belongs to conv.cpp's chooser.
+CpuConvBackend cpu_conv_backend();
+void set_cpu_conv_backend(CpuConvBackend b);
+
+/// The per-shape result of bench/results/2026-12-01-cpu-onednn.md (f32, AVX-512, 1-2
+/// threads, ember's kernels as of that date): oneDNN won every pass of the kernels larger
+/// than 1x1 with at least 32 input channels per group, and of the stride-2 ones with 16;
+/// ember's own kernels won the 1-16 channel layers (LeNet, the stems, ResNet-20's first
+/// stage) and the 1x1 stride-2 shortcuts, where oneDNN's reorders into 16-channel blocks
+/// cost more than the arithmetic. Grouped convolutions were not measured (false).
+bool dnnl_conv_wins(const ConvGeometry& g);
+
+/// The hook at the top of cpu::conv2d_fwd / conv2d_bwd: the backend says oneDNN for this
+/// geometry, oneDNN supports it, and not in deterministic mode (unless oneDNN were
+/// deterministic).
 bool use_dnnl_conv(DType dtype, const ConvGeometry& g, bool deterministic);
 
 enum class DnnlConvPass { fwd, bwd_data, bwd_weights };

@@ -27,16 +27,25 @@ bool env_choice(const char* name, const char* on, const char* off, bool fallback
   EMBER_THROW(name, "=", v, " is not understood: use `", on, "` or `", off, "`");
 }
 
+CpuConvBackend backend_from_env() {
+  const std::string v = env("EMBER_CPU_CONV_BACKEND");
+  if (v.empty() || v == "ember") return CpuConvBackend::ember;
+  EMBER_CHECK(v == "dnnl" || v == "measured", "EMBER_CPU_CONV_BACKEND=", v,
+              " is not understood: use `ember` (the default), `dnnl` or `measured`");
+  EMBER_CHECK(EMBER_WITH_DNNL, "EMBER_CPU_CONV_BACKEND=", v,
+              ", but this build of ember has no oneDNN: install libdnnl-dev (scripts/setup.sh) "
+              "and reconfigure with EMBER_DNNL=AUTO or ON");
+  return v == "dnnl" ? CpuConvBackend::dnnl : CpuConvBackend::measured;
+}
+
 struct State {
-  std::atomic<bool> forced, blocked, winograd;
+  std::atomic<bool> blocked, winograd;
+  std::atomic<CpuConvBackend> backend;
   State() {
     const DnnlConvConfig d;
     blocked = env_choice("EMBER_DNNL_CONV_LAYOUT", "blocked", "plain", d.blocked);
     winograd = env_choice("EMBER_DNNL_CONV_ALGO", "auto", "direct", d.winograd);
-    forced = env_choice("EMBER_CPU_CONV_BACKEND", "dnnl", "ember", false);
-    EMBER_CHECK(!forced || EMBER_WITH_DNNL,
-                "EMBER_CPU_CONV_BACKEND=dnnl, but this build of ember has no oneDNN: install "
-                "libdnnl-dev (scripts/setup.sh) and reconfigure with EMBER_DNNL=AUTO or ON");
+    backend = backend_from_env();
   }
 };
 
@@ -56,16 +65,25 @@ void set_dnnl_conv_config(const DnnlConvConfig& c) {
   state().winograd = c.winograd;
 }
 
-bool dnnl_conv_forced() { return state().forced; }
+CpuConvBackend cpu_conv_backend() { return state().backend; }
 
-void set_dnnl_conv_forced(bool on) {
-  EMBER_CHECK(!on || EMBER_WITH_DNNL, "set_dnnl_conv_forced(true): this build of ember has no oneDNN");
-  state().forced = on;
+void set_cpu_conv_backend(CpuConvBackend b) {
+  EMBER_CHECK(b == CpuConvBackend::ember || EMBER_WITH_DNNL,
+              "set_cpu_conv_backend: this build of ember has no oneDNN");
+  state().backend = b;
+}
+
+bool dnnl_conv_wins(const ConvGeometry& g) {
+  if (!EMBER_WITH_DNNL || g.groups != 1) return false;
+  const bool strided = g.sh > 1 || g.sw > 1;
+  return g.kh * g.kw > 1 && (g.c_in >= 32 || (g.c_in >= 16 && strided));
 }
 
 bool use_dnnl_conv(DType dtype, const ConvGeometry& g, bool deterministic) {
-  if (!EMBER_WITH_DNNL || !dnnl_conv_forced()) return false;
+  const CpuConvBackend b = cpu_conv_backend();
+  if (!EMBER_WITH_DNNL || b == CpuConvBackend::ember) return false;
   if (deterministic && !dnnl_conv_deterministic()) return false;
+  if (b == CpuConvBackend::measured && !dnnl_conv_wins(g)) return false;
   return dnnl_conv_supported(dtype, g);
 }
 

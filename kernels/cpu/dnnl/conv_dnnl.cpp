@@ -23,8 +23,9 @@ namespace ember::cpu {
 // cpu::conv2d_fwd / conv2d_bwd. Why: it has JIT AVX-512/AVX2 direct kernels for blocked
 // layouts and Winograd F(4,3), the algorithms ember's own CPU path lacks; which backend wins
 // which shape is measured in bench/results/2026-12-01-cpu-onednn.md, and the per-shape
-// chooser in conv.cpp decides. Nothing calls this by default; EMBER_CPU_CONV_BACKEND=dnnl
-// forces it (tests, benchmarks).
+// chooser in conv.cpp decides. Nothing calls this by default: EMBER_CPU_CONV_BACKEND=dnnl
+// forces it for every f32 convolution, EMBER_CPU_CONV_BACKEND=measured for the shapes
+// where it won (dnnl_conv_wins), through a hook at the top of conv2d_fwd / conv2d_bwd.
 //
 // How:
 //  - One CPU engine for the process. Each calling thread has its own stream (a stream is
