@@ -179,8 +179,11 @@ void register_all() {
           if (b != Backend::ember && !EMBER_WITH_DNNL) continue;
           if (b == Backend::dnnl_auto && !wino_candidate) continue;
           if (b == Backend::dnnl_plain && (!r20 || threads != 1)) continue;
-          const std::string name = "conv/" + s.name + "/" + passes[pass] + "/" + backend_name(b) + "/threads:" + std::to_string(threads);
-          benchmark::RegisterBenchmark(name.c_str(), bm_conv, s, pass, b, threads)->Unit(benchmark::kMillisecond)->UseRealTime();
+          const std::string name = "conv/" + s.name + "/" + passes[pass] + "/" + backend_name(b) +
+                                   "/threads:" + std::to_string(threads);
+          benchmark::RegisterBenchmark(name.c_str(), bm_conv, s, pass, b, threads)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
         }
       }
     }
@@ -194,7 +197,8 @@ void register_all() {
     for (int threads : {1, 2}) {
       for (Backend b : {Backend::ember, Backend::dnnl, Backend::dnnl_auto, Backend::measured}) {
         if (b != Backend::ember && !EMBER_WITH_DNNL) continue;
-        const std::string name = "step/" + st.model + "/batch:" + std::to_string(st.batch) + "/" + backend_name(b) + "/threads:" + std::to_string(threads);
+        const std::string name = "step/" + st.model + "/batch:" + std::to_string(st.batch) + "/" +
+                                 backend_name(b) + "/threads:" + std::to_string(threads);
         benchmark::RegisterBenchmark(name.c_str(), bm_step, st.model, st.batch, b, threads)
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime()

@@ -17,7 +17,7 @@ struct DnnlConvConfig {
   /// true: oneDNN chooses its own (blocked, nChw16c-like) layouts, and ember's NCHW/OIHW
   /// buffers are reordered into and out of them around each primitive. false: the
   /// primitive runs on the NCHW/OIHW buffers themselves (oneDNN then takes its im2col + GEMM
-  /// implementation, several times slower: bench/results/2026-12-01-cpu-onednn.md).
+  /// implementation, 1.1-7.7x slower on ResNet-20's layers: bench/results/2026-12-01-cpu-onednn.md).
   bool blocked = true;
   /// true: algorithm::convolution_auto, which lets oneDNN pick Winograd F(4,3) for 3x3
   /// stride-1 shapes where it expects a gain (fewer multiplications, larger rounding

@@ -41,8 +41,9 @@ namespace ember::cpu {
 //    OIhw16i16o-like weights on AVX-512), and ember's NCHW/OIHW buffers are reordered into
 //    temporaries before and out of them after each primitive. Given plain nchw/oihw memory
 //    instead, oneDNN 2.6 falls back to its im2col + GEMM implementation (gemm:jit), which
-//    measured 2-4x slower than blocked + reorders on the ResNet shapes. backward runs the
-//    reorder of gy once when both passes want the same layout.
+//    measured 1.1-7.7x slower than blocked + reorders on ResNet-20's layers (all but the
+//    stem's backward-data). Backward runs the reorder of gy once when both passes want the
+//    same layout.
 //  - Memory: temporaries and the scratchpad (scratchpad_mode::user, so concurrent calls
 //    never share oneDNN's internal one) come from ember's CPU caching allocator.
 //  - Threading: libdnnl2 is built with OpenMP (it links libgomp, like ember), so it runs on
@@ -216,8 +217,8 @@ Plan plan_for(const ConvGeometry& g, Pass pass, bool bias) {
     try {
       p = make_plan(g, pass, bias, c);
     } catch (const dnnl::error& e) {
-      EMBER_THROW("conv2d (oneDNN): cannot create the ", pass == Pass::fwd ? "forward" : pass == Pass::bwd_data ? "backward-data" : "backward-weights",
-                  " primitive for x (", g.n, ", ", g.c_in, ", ", g.h, ", ", g.w, "), w (", g.c_out, ", ",
+      const char* what = pass == Pass::fwd ? "forward" : pass == Pass::bwd_data ? "backward-data" : "backward-weights";
+      EMBER_THROW("conv2d (oneDNN): cannot create the ", what, " primitive for x (", g.n, ", ", g.c_in, ", ", g.h, ", ", g.w, "), w (", g.c_out, ", ",
                   g.c_in / g.groups, ", ", g.kh, ", ", g.kw, "), groups ", g.groups, ": ", e.what());
     }
     int64_t made = 1;
