@@ -22,8 +22,9 @@ std::string mmp(int code) { return dotted(code, 10000, 100, 100); }  // 91300 ->
 
 int main() {
   using namespace ember;
-  std::printf("EMBER_WITH_CUDA: %d\nEMBER_WITH_CUDNN: %d\nEMBER_WITH_NCCL: %d\nEMBER_WITH_MPI: %d\n",
-              EMBER_WITH_CUDA, EMBER_WITH_CUDNN, EMBER_WITH_NCCL, EMBER_WITH_MPI);
+  std::printf("EMBER_WITH_CUDA: %d\nEMBER_WITH_CUDNN: %d\nEMBER_WITH_NCCL: %d\nEMBER_WITH_MPI: %d\n"
+              "EMBER_WITH_GLOO: %d\nEMBER_WITH_DNNL: %d\n",
+              EMBER_WITH_CUDA, EMBER_WITH_CUDNN, EMBER_WITH_NCCL, EMBER_WITH_MPI, EMBER_WITH_GLOO, EMBER_WITH_DNNL);
   cuda::LibraryVersions v = cuda::library_versions();
   std::printf("cuda_runtime: %s (headers %s)\n", cuda_version(v.runtime).c_str(),
               cuda_version(v.runtime_header).c_str());

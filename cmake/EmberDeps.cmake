@@ -1,4 +1,4 @@
-# Finds ember's dependencies and sets EMBER_WITH_{CUDA,CUDNN,NCCL,MPI,GLOO}.
+# Finds ember's dependencies and sets EMBER_WITH_{CUDA,CUDNN,NCCL,MPI,GLOO,DNNL}.
 # AUTO: on when found. ON: a configure error naming the package to install when missing.
 include(CheckLanguage)
 
@@ -138,5 +138,18 @@ if(NOT EMBER_GLOO STREQUAL "OFF")
     set(EMBER_WITH_GLOO ON)
   elseif(EMBER_GLOO STREQUAL "ON")
     ember_option_error(EMBER_GLOO "Gloo was not found (library: '${EMBER_GLOO_LIBRARY}', header folder: '${EMBER_GLOO_INCLUDE}'): `apt-get install libgloo-dev` (scripts/setup.sh), or set EMBER_GLOO_LIBRARY and EMBER_GLOO_INCLUDE")
+  endif()
+endif()
+
+# ---- oneDNN (Debian libdnnl-dev 2.6: the CPU convolutions of kernels/cpu/dnnl/; its OpenMP
+# build runs on ember's own OpenMP team)
+set(EMBER_WITH_DNNL OFF)
+if(NOT EMBER_DNNL STREQUAL "OFF")
+  find_library(EMBER_DNNL_LIBRARY NAMES dnnl libdnnl.so.2)
+  find_path(EMBER_DNNL_INCLUDE oneapi/dnnl/dnnl.hpp)
+  if(EMBER_DNNL_LIBRARY AND EMBER_DNNL_INCLUDE)
+    set(EMBER_WITH_DNNL ON)
+  elseif(EMBER_DNNL STREQUAL "ON")
+    ember_option_error(EMBER_DNNL "oneDNN was not found (library: '${EMBER_DNNL_LIBRARY}', header folder: '${EMBER_DNNL_INCLUDE}'): `apt-get install libdnnl-dev` (scripts/setup.sh), or set EMBER_DNNL_LIBRARY and EMBER_DNNL_INCLUDE")
   endif()
 endif()

@@ -40,16 +40,16 @@ void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void*
                 void* gb, const ConvGeometry& g, bool deterministic = false);
 
 /// The CPU convolution algorithms (Note [Choosing a CPU convolution algorithm]).
-enum class ConvAlgo { automatic, direct, im2col, batched, winograd };
+enum class ConvAlgo { automatic, direct, im2col, batched, winograd, dnnl };
 /// The three passes a convolution's algorithm is chosen for.
 enum class ConvPass { fwd, grad_input, grad_weight };
 /// Forces one algorithm on every f32 pass it can take (the others choose as `automatic`,
 /// the default: measured once per shape). Starts from EMBER_CPU_CONV_ALGO
-/// (direct|im2col|batched|winograd|auto) when that is set. For tests and benchmarks.
+/// (direct|im2col|batched|winograd|dnnl|auto) when that is set. For tests and benchmarks.
 void set_conv_algo(ConvAlgo a);
 ConvAlgo conv_algo();
 const char* conv_algo_name(ConvAlgo a);
-/// "auto", "direct", "im2col", "batched" or "winograd"; anything else throws.
+/// "auto", "direct", "im2col", "batched", "winograd" or "dnnl"; anything else throws.
 ConvAlgo parse_conv_algo(std::string_view name);
 /// The algorithm the latest f32 call of pass p ran (automatic before any).
 ConvAlgo last_conv_algo(ConvPass p);

@@ -11,6 +11,8 @@ PKGS=(
   libprotobuf-dev protobuf-compiler
   openmpi-bin libopenmpi-dev
   libgloo-dev
+  # oneDNN: the optional CPU convolution backend (kernels/cpu/dnnl/, EMBER_DNNL)
+  libdnnl-dev
   # libFuzzer (scripts/fuzz.sh, run by scripts/test.sh): clang and its runtime libraries
   # (libclang_rt.fuzzer and the sanitizers; about 65 MB). gcc's own -fsanitize needs nothing.
   clang-14 libclang-rt-14-dev

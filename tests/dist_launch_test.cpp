@@ -84,6 +84,11 @@ std::string app_args(const fs::path& out) {
   return "--data " + mnist_dir() + " --out " + out.string() +
          " --device cpu --workers 0 --limit-train 1024 --limit-test 501 --batch-size 32 --lr 0.05 --log-interval 4 ";
 }
+/// app_args for runs compared bit for bit across separately launched jobs: each process
+/// of a default run picks its CPU convolution algorithms by timing (Note [Choosing a CPU
+/// convolution algorithm]), so two jobs may round differently; --deterministic picks by a
+/// fixed rule, the same in every process.
+std::string exact_args(const fs::path& out) { return app_args(out) + "--deterministic "; }
 
 TEST(DistLaunch, MnistTrainsOnTwoRanksAndRankZeroAloneWrites) {
   if (!fs::exists(mnist_dir())) GTEST_SKIP() << "no MNIST at " << mnist_dir();
@@ -141,13 +146,13 @@ TEST(DistLaunch, MnistTrainsOnTwoRanksAndRankZeroAloneWrites) {
 TEST(DistLaunch, MnistResumesOnTwoRanksToTheSameWeights) {
   if (!fs::exists(mnist_dir())) GTEST_SKIP() << "no MNIST at " << mnist_dir();
   fs::path full = scratch("full"), cut = scratch("cut");
-  LaunchResult a = mpirun("", 2, mnist(), app_args(full) + "--epochs 2");
+  LaunchResult a = mpirun("", 2, mnist(), exact_args(full) + "--epochs 2");
   EMBER_REQUIRE_MPIRUN(a);
   ASSERT_EQ(a.status, 0) << a.output;
   // 16 iterations per epoch: stop mid-epoch 2, resume.
-  LaunchResult b = mpirun("", 2, mnist(), app_args(cut) + "--epochs 2 --save-every 5 --crash-iteration 20");
+  LaunchResult b = mpirun("", 2, mnist(), exact_args(cut) + "--epochs 2 --save-every 5 --crash-iteration 20");
   ASSERT_NE(b.status, 0) << b.output;
-  LaunchResult c = mpirun("", 2, mnist(), app_args(cut) + "--epochs 2 --resume " + (cut / "last.ckpt").string());
+  LaunchResult c = mpirun("", 2, mnist(), exact_args(cut) + "--epochs 2 --resume " + (cut / "last.ckpt").string());
   ASSERT_EQ(c.status, 0) << c.output;
   SafetensorsFile x = load_safetensors((full / "last.ckpt").string());
   SafetensorsFile y = load_safetensors((cut / "last.ckpt").string());
@@ -244,7 +249,7 @@ TEST(DistLaunchGloo, MnistOnTwoWorkersEqualsMpirunAndOneProcessOnTheDoubledBatch
   EMBER_REQUIRE_GLOO();
   if (!fs::exists(mnist_dir())) GTEST_SKIP() << "no MNIST at " << mnist_dir();
   fs::path out = scratch("spawn");
-  LaunchResult r = test::run_command("OMP_NUM_THREADS=1 " + mnist() + " " + app_args(out) + "--epochs 2 --nproc-per-node 2");
+  LaunchResult r = test::run_command("OMP_NUM_THREADS=1 " + mnist() + " " + exact_args(out) + "--epochs 2 --nproc-per-node 2");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("data parallel: 2 processes"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("effective batch 64"), std::string::npos) << r.output;
@@ -266,7 +271,7 @@ TEST(DistLaunchGloo, MnistOnTwoWorkersEqualsMpirunAndOneProcessOnTheDoubledBatch
 
   // mpirun -np 2: bit for bit (a sum of two is the same sum in either backend).
   fs::path viampi = scratch("spawn_mpi");
-  LaunchResult m = mpirun("", 2, mnist(), app_args(viampi) + "--epochs 2");
+  LaunchResult m = mpirun("", 2, mnist(), exact_args(viampi) + "--epochs 2");
   if (!EMBER_WITH_MPI || m.status == 77) GTEST_SKIP() << "no mpirun to compare with: " << m.output;
   ASSERT_EQ(m.status, 0) << m.output;
   expect_same_model(out / "last.ckpt", viampi / "last.ckpt", 0, 0);
@@ -275,7 +280,7 @@ TEST(DistLaunchGloo, MnistOnTwoWorkersEqualsMpirunAndOneProcessOnTheDoubledBatch
 /// Two "nodes" on this machine, each `mnist ... --nnodes 2 --node-rank R --nproc-per-node 1`
 /// plus `extra`, started together; both outputs, and the worse exit status.
 LaunchResult two_nodes(const fs::path& out, const std::string& extra) {
-  std::string base = "OMP_NUM_THREADS=1 " + mnist() + " " + app_args(out) + "--epochs 1 --nnodes 2 --nproc-per-node 1 " + extra;
+  std::string base = "OMP_NUM_THREADS=1 " + mnist() + " " + exact_args(out) + "--epochs 1 --nnodes 2 --nproc-per-node 1 " + extra;
   fs::path log0 = out.string() + ".node0.log", log1 = out.string() + ".node1.log";
   std::string cmd = "(" + base + " --node-rank 1 >" + log1.string() + " 2>&1 & p=$!; " + base + " --node-rank 0 >" +
                     log0.string() + " 2>&1; a=$?; wait $p; b=$?; cat " + log0.string() + " " + log1.string() +
@@ -287,7 +292,7 @@ TEST(DistLaunchGloo, TwoNodesOverLoopbackEqualOneNodeWithTwoWorkers) {
   EMBER_REQUIRE_GLOO();
   if (!fs::exists(mnist_dir())) GTEST_SKIP() << "no MNIST at " << mnist_dir();
   fs::path one = scratch("node_one");
-  LaunchResult a = test::run_command("OMP_NUM_THREADS=1 " + mnist() + " " + app_args(one) + "--epochs 1 --nproc-per-node 2");
+  LaunchResult a = test::run_command("OMP_NUM_THREADS=1 " + mnist() + " " + exact_args(one) + "--epochs 1 --nproc-per-node 2");
   ASSERT_EQ(a.status, 0) << a.output;
 
   fs::path tcp = scratch("nodes_tcp");

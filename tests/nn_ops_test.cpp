@@ -437,7 +437,11 @@ TEST(Conv2d, CpuAlgorithmsMatchF64) {
   EXPECT_NEAR(amp, 48.0, 1e-12);
   default_generator().manual_seed(11);
   const ConvAlgo before = cpu::conv_algo();
-  for (ConvAlgo algo : {ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd}) {
+  // oneDNN (a chooser candidate in builds that have it) sums K products like the GEMMs: the
+  // summation bound (its default direct algorithm; it chooses Winograd only when told to).
+  std::vector<ConvAlgo> algos{ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd};
+  if (EMBER_WITH_DNNL) algos.push_back(ConvAlgo::dnnl);
+  for (ConvAlgo algo : algos) {
     cpu::set_conv_algo(algo);
     for (const Case& c : cases) {
       SCOPED_TRACE(std::string(cpu::conv_algo_name(algo)) + " " + c.name);
@@ -525,6 +529,11 @@ TEST(Conv2d, CpuAlgorithmsMatchF64) {
         if (g.ph <= 2 && g.pw <= 2) EXPECT_EQ(used_gx, algo);
       }
       if (algo == ConvAlgo::direct && cpu::direct::eligible(g)) EXPECT_EQ(used_fwd, algo);
+      if (algo == ConvAlgo::dnnl) {
+        EXPECT_EQ(used_fwd, algo);
+        EXPECT_EQ(used_gx, algo);
+        EXPECT_EQ(used_gw, algo);
+      }
     }
   }
   cpu::set_conv_algo(before);
@@ -550,7 +559,7 @@ TEST(Conv2d, CpuAlgorithmChoiceIsMeasuredOnceAndCached) {
   cpu::set_conv_algo(before);
   EXPECT_EQ(cpu::parse_conv_algo("winograd"), ConvAlgo::winograd);
   EXPECT_EQ(cpu::parse_conv_algo("auto"), ConvAlgo::automatic);
-  EXPECT_ERROR(cpu::parse_conv_algo("fft"), "expected auto, direct, im2col, batched or winograd, got 'fft'");
+  EXPECT_ERROR(cpu::parse_conv_algo("fft"), "expected auto, direct, im2col, batched, winograd or dnnl, got 'fft'");
 }
 
 // Note [Algorithm choices travel with the run]: the picks survive export and import, and

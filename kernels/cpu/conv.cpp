@@ -26,6 +26,7 @@
 #include "core/strided_layout.h"
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_direct.h"
+#include "kernels/cpu/conv_dnnl.h"
 #include "kernels/cpu/conv_gemm.h"
 #include "kernels/cpu/conv_winograd.h"
 
@@ -152,6 +153,9 @@ bool eligible(ConvAlgo a, ConvPass p, const ConvGeometry& g) {
       return p == ConvPass::fwd          ? winograd::eligible(g)
              : p == ConvPass::grad_input ? winograd::eligible_grad_input(g)
                                          : false;
+    // oneDNN (Note [oneDNN convolutions]) in builds that have it; never in deterministic
+    // mode (run_chosen), since its sums depend on the thread count.
+    case ConvAlgo::dnnl: return dnnl_conv_supported(DType::f32, g);
     case ConvAlgo::automatic: return false;
   }
   return false;
@@ -176,6 +180,9 @@ void fwd_f32(ConvAlgo a, const float* x, const float* w, const float* b, float* 
       over(g, det, [&](int, int64_t nb, int64_t ne) { winograd::fwd(x, u, b, y, g, nb, ne); });
       return;
     }
+    case ConvAlgo::dnnl:
+      dnnl_conv2d_fwd(DType::f32, x, w, b, y, g);  // on the whole OpenMP team itself
+      return;
     default:
       over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::fwd_images(x, w, b, y, g, nb, ne); });
   }
@@ -203,6 +210,9 @@ void grad_input_f32(ConvAlgo a, const float* w, const float* gy, float* gx, cons
       over(g, det, [&](int, int64_t nb, int64_t ne) { winograd::fwd(gy, u, nullptr, gx, gt, nb, ne); });
       return;
     }
+    case ConvAlgo::dnnl:
+      dnnl_conv2d_bwd(DType::f32, nullptr, w, gy, gx, nullptr, nullptr, g);
+      return;
     default:
       over(g, det, [&](int, int64_t nb, int64_t ne) { gemm_conv::grad_input_images(w, gy, gx, g, nb, ne); });
   }
@@ -220,6 +230,12 @@ void add_bias_grad(const T* gy, T* gb, const ConvGeometry& g, int64_t n) {
 /// by image right after the weight gradient's pass over it (gy still in cache).
 template <class T>
 void grad_weight_run(ConvAlgo a, const T* x, const T* gy, T* gw, T* gb, const ConvGeometry& g, bool det) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (a == ConvAlgo::dnnl) {
+      dnnl_conv2d_bwd(DType::f32, x, nullptr, gy, nullptr, gw, gb, g);
+      return;
+    }
+  }
   const int64_t wsize = g.c_out * (g.c_in / g.groups) * g.kh * g.kw;
   const int np = partials(g, det);
   std::vector<T> part(gw ? size_t(np * wsize) : 0, T(0));
@@ -372,7 +388,8 @@ void run_chosen(ConvPass p, const ConvGeometry& g, bool det, Run&& run) {
     run(a);
   };
   const ConvAlgo f = forced().load();
-  if (f != ConvAlgo::automatic && eligible(f, p, g)) return go(f);
+  if (f != ConvAlgo::automatic && eligible(f, p, g) && !(det && f == ConvAlgo::dnnl && !dnnl_conv_deterministic()))
+    return go(f);
   if (det) return go(fixed_rule(p, g));
   const Key key = key_of(g, p);
   {
@@ -382,7 +399,7 @@ void run_chosen(ConvPass p, const ConvGeometry& g, bool det, Run&& run) {
     if (it != choices().end() && eligible(it->second.algo, p, g)) return go(it->second.algo);
   }
   std::vector<ConvAlgo> cands;
-  for (ConvAlgo a : {ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd})
+  for (ConvAlgo a : {ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd, ConvAlgo::dnnl})
     if (eligible(a, p, g)) cands.push_back(a);
   const ConvAlgo rule = fixed_rule(p, g);
   ConvAlgo best = cands.front(), last = best;
@@ -455,14 +472,16 @@ const char* conv_algo_name(ConvAlgo a) {
     case ConvAlgo::im2col: return "im2col";
     case ConvAlgo::batched: return "batched";
     case ConvAlgo::winograd: return "winograd";
+    case ConvAlgo::dnnl: return "dnnl";
   }
   return "?";
 }
 
 ConvAlgo parse_conv_algo(std::string_view name) {
-  for (ConvAlgo a : {ConvAlgo::automatic, ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd})
+  for (ConvAlgo a : {ConvAlgo::automatic, ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::batched, ConvAlgo::winograd,
+                     ConvAlgo::dnnl})
     if (name == conv_algo_name(a)) return a;
-  EMBER_THROW("EMBER_CPU_CONV_ALGO / conv algorithm: expected auto, direct, im2col, batched or winograd, got '",
+  EMBER_THROW("EMBER_CPU_CONV_ALGO / conv algorithm: expected auto, direct, im2col, batched, winograd or dnnl, got '",
               std::string(name), "'");
 }
 
@@ -523,6 +542,9 @@ void import_conv_algo_choices(const std::string& text) {
 
 void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* y, const ConvGeometry& g,
                 bool deterministic) {
+  // A forced oneDNN backend (EMBER_CPU_CONV_BACKEND=dnnl|measured, for benchmarks); by
+  // default oneDNN is one of the chooser's candidates instead (ConvAlgo::dnnl).
+  if (use_dnnl_conv(dtype, g, deterministic) && dnnl_conv2d_fwd(dtype, x, w, b, y, g)) return;
   switch (dtype) {
     case DType::f32:
       fwd(static_cast<const float*>(x), static_cast<const float*>(w), static_cast<const float*>(b),
@@ -538,6 +560,7 @@ void conv2d_fwd(DType dtype, const void* x, const void* w, const void* b, void* 
 
 void conv2d_bwd(DType dtype, const void* x, const void* w, const void* gy, void* gx, void* gw, void* gb,
                 const ConvGeometry& g, bool deterministic) {
+  if (use_dnnl_conv(dtype, g, deterministic) && dnnl_conv2d_bwd(dtype, x, w, gy, gx, gw, gb, g)) return;
   switch (dtype) {
     case DType::f32:
       bwd(static_cast<const float*>(x), static_cast<const float*>(w), static_cast<const float*>(gy),
