@@ -30,6 +30,24 @@ int rank_of(const std::string& layer) {
   return it == kLayers.end() ? -1 : int(it - kLayers.begin());
 }
 
+/// Calls f(path relative to the root, line number, line) for every line of every C++/CUDA
+/// source of `layer`; returns the number of files read.
+template <class F>
+size_t for_each_line(const std::string& layer, F&& f) {
+  const fs::path root = EMBER_SOURCE_DIR;
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(root / layer)) {
+    const std::string ext = e.path().extension().string();
+    if (!e.is_regular_file() || (ext != ".h" && ext != ".cpp" && ext != ".cu" && ext != ".cuh")) continue;
+    ++files;
+    std::ifstream in(e.path());
+    const std::string rel = fs::relative(e.path(), root).string();
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) f(rel, n, line);
+  }
+  return files;
+}
+
 }  // namespace
 
 TEST(Layering, NoFolderIncludesAHigherOne) {
@@ -39,25 +57,17 @@ TEST(Layering, NoFolderIncludesAHigherOne) {
   size_t files = 0, includes = 0;
   for (const std::string& layer : kLayers) {
     ASSERT_TRUE(fs::is_directory(root / layer)) << (root / layer);
-    for (const auto& e : fs::recursive_directory_iterator(root / layer)) {
-      const std::string ext = e.path().extension().string();
-      if (!e.is_regular_file() || (ext != ".h" && ext != ".cpp" && ext != ".cu" && ext != ".cuh")) continue;
-      ++files;
-      std::ifstream in(e.path());
-      std::string line;
-      for (int n = 1; std::getline(in, line); ++n) {
-        std::smatch m;
-        if (!std::regex_search(line, m, inc)) continue;
-        const int to = rank_of(m[1]);
-        if (to < 0) continue;  // generated/, a system folder, ...
-        ++includes;
-        const std::string target = std::string(m[1]) + "/" + std::string(m[2]);
-        const bool upward = to > rank_of(layer);
-        if (upward)
-          violations.push_back(fs::relative(e.path(), root).string() + ":" + std::to_string(n) + " includes " +
-                               target + " (" + layer + " is below " + std::string(m[1]) + ")");
-      }
-    }
+    files += for_each_line(layer, [&](const std::string& rel, int n, const std::string& line) {
+      std::smatch m;
+      if (!std::regex_search(line, m, inc)) return;
+      const int to = rank_of(m[1]);
+      if (to < 0) return;  // generated/, a system folder, ...
+      ++includes;
+      const std::string target = std::string(m[1]) + "/" + std::string(m[2]);
+      if (to > rank_of(layer))
+        violations.push_back(rel + ":" + std::to_string(n) + " includes " + target + " (" + layer + " is below " +
+                             std::string(m[1]) + ")");
+    });
   }
   EXPECT_GT(files, 100u);
   EXPECT_GT(includes, 300u);
@@ -67,26 +77,18 @@ TEST(Layering, NoFolderIncludesAHigherOne) {
 }
 
 TEST(Layering, OnlyTheOpLayerCallsKernels) {
-  const fs::path root = EMBER_SOURCE_DIR;
   const std::regex inc(R"(^\s*#\s*include\s+"kernels/([^"]+)\")");
   const std::regex pure(R"(([a-z_]+_math|philox)\.h)");
   std::vector<std::string> violations;
   size_t checked = 0;
   for (const std::string& layer : kLayers) {
     if (rank_of(layer) <= rank_of("autograd")) continue;  // core, kernels, tensor, autograd
-    for (const auto& e : fs::recursive_directory_iterator(root / layer)) {
-      const std::string ext = e.path().extension().string();
-      if (!e.is_regular_file() || (ext != ".h" && ext != ".cpp" && ext != ".cu" && ext != ".cuh")) continue;
-      ++checked;
-      std::ifstream in(e.path());
-      std::string line;
-      for (int n = 1; std::getline(in, line); ++n) {
-        std::smatch m;
-        if (std::regex_search(line, m, inc) && !std::regex_match(std::string(m[1]), pure))
-          violations.push_back(fs::relative(e.path(), root).string() + ":" + std::to_string(n) + " includes kernels/" +
-                               std::string(m[1]) + " (call the op in autograd/ops.h instead)");
-      }
-    }
+    checked += for_each_line(layer, [&](const std::string& rel, int n, const std::string& line) {
+      std::smatch m;
+      if (std::regex_search(line, m, inc) && !std::regex_match(std::string(m[1]), pure))
+        violations.push_back(rel + ":" + std::to_string(n) + " includes kernels/" + std::string(m[1]) +
+                             " (call the op in autograd/ops.h instead)");
+    });
   }
   EXPECT_GT(checked, 50u);
   std::string all;
