@@ -428,11 +428,12 @@ TEST(MnistApp, AmpBf16AndFp16TrainAsWellAsF32) {
 // so the resumed run ends with the uninterrupted run's weights, bit for bit. An initial
 // scale of 2^28 overflows the f16 gradients at first and the scale grows every 8 clean
 // steps, so the cut falls after the scaler has skipped, backed off and grown: its state
-// matters.
+// matters. --deterministic, as ResumeEqualsUninterruptedBitForBit: the two runs are separate
+// processes, and without it each picks its CPU convolution algorithms by timing.
 TEST(MnistApp, AmpFp16ResumeEqualsUninterruptedBitForBit) {
   REQUIRE_MNIST();
   std::string base = "--epochs 2 --limit-train 640 --limit-test 200 --batch-size 32 --amp fp16 --no-tensorboard "
-                     "--loss-scale 268435456 --loss-scale-growth-interval 8 ";
+                     "--loss-scale 268435456 --loss-scale-growth-interval 8 --deterministic ";
   fs::path a = scratch("amp_full"), b = scratch("amp_cut");
   test::CommandResult full_run = run(common(a) + base);
   ASSERT_EQ(full_run.status, 0) << full_run.output;
