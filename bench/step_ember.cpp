@@ -2,7 +2,7 @@
 // bench/step_pytorch.py, with the same command line, for side-by-side runs in one window.
 //
 // Usage: step_ember MODEL BATCH ITERS [--choices]
-//        MODEL: lenet | resnet20 | resnet18 (nn::make_model), CPU only.
+//        MODEL: lenet | convnet | mlp | resnet20 | resnet18 (nn::make_model), CPU only.
 // One warm-up step (it also runs the CPU convolution algorithm search, Note [Choosing a CPU
 // convolution algorithm] in kernels/cpu/conv.cpp), then ITERS timed steps. Prints one JSON
 // line: median and mean step time, median process CPU time per step, and images per second
@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   const bool choices = argc > 4 && std::strcmp(argv[4], "--choices") == 0;
   manual_seed(1);
   nn::ModulePtr m = nn::make_model(model);
-  Shape shape = model == "lenet" ? Shape{batch, 1, 28, 28} : Shape{batch, 3, 32, 32};
+  const bool mnist = model == "lenet" || model == "convnet" || model == "mlp";
+  Shape shape = mnist ? Shape{batch, 1, 28, 28} : Shape{batch, 3, 32, 32};
   Tensor x = randn(shape);
   Tensor y = randint(0, 10, {batch}, {.dtype = DType::i64});
   optim::SGD opt(m->parameters(), {.lr = 0.01, .momentum = 0.9});

@@ -3,7 +3,7 @@
 bench_ddp's `step_plain_<model>/<device>` rows (scripts/gpu_check.sh compares the two).
 
 Usage: step_pytorch.py MODEL BATCH ITERS [DEVICE] [--amp fp16|bf16]
-       MODEL: lenet | resnet20 | resnet18
+       MODEL: lenet | convnet | mlp | resnet20 | resnet18
 --amp: the forward pass and loss under torch.autocast(DEVICE, dtype), fp16 with a GradScaler
 (bench_amp's amp_step_<model>/<f16|bf16> rows are ember's side).
 Same models as ember's nn::make_model (LeNet; ResNet-20 of He et al. 2016 for CIFAR with
@@ -20,6 +20,33 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lenet_pytorch import LeNet  # noqa: E402  (the same LeNet as the epoch benchmark)
+
+
+class ConvNet(nn.Module):
+    """The PyTorch MNIST example's CNN, as ember's convnet (dropout in training mode)."""
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = torch.flatten(self.dropout1(x), 1)
+        return self.fc2(self.dropout2(F.relu(self.fc1(x))))
+
+
+class MLP(nn.Module):
+    """ember's mlp: 784-512-256-10 with ReLU."""
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 512), nn.Linear(512, 256), nn.Linear(256, 10)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))))
 
 
 class BasicBlock(nn.Module):
@@ -104,8 +131,9 @@ def main():
     model_name, batch, iters = args[0], int(args[1]), int(args[2])
     device = torch.device(args[3] if len(args) > 3 else "cpu")
     torch.manual_seed(1)
-    model = {"lenet": LeNet, "resnet20": ResNet20, "resnet18": ResNet18}[model_name]().to(device)
-    shape = (batch, 1, 28, 28) if model_name == "lenet" else (batch, 3, 32, 32)
+    model = {"lenet": LeNet, "convnet": ConvNet, "mlp": MLP, "resnet20": ResNet20,
+             "resnet18": ResNet18}[model_name]().to(device)
+    shape = (batch, 1, 28, 28) if model_name in ("lenet", "convnet", "mlp") else (batch, 3, 32, 32)
     x = torch.randn(shape, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
