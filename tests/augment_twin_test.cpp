@@ -21,26 +21,11 @@ using namespace ember::data;
 
 namespace {
 
-// 10 JPEGs of each class of the training set, unpacked once per process from the shared
-// tarball; empty with `why` set when impossible.
-const fs::path& small_cifar(std::string& why) {
-  static std::string reason;
-  static fs::path dir = [] {
-    fs::path tarball = fs::path(test::shared_data_dir()) / "cifar10-jpg.tar.gz";
-    if (!fs::exists(tarball)) {
-      reason = "no " + tarball.string() + " (set EMBER_DATA_DIR)";
-      return fs::path();
-    }
-    fs::path d = test::scratch_dir("augment_twin");
-    std::string cmd = "tar -xzf '" + tarball.string() + "' -C '" + d.string() + "' --wildcards 'cifar10-jpg/train/*/000*'";
-    if (std::system(cmd.c_str()) != 0) {
-      reason = "failed: " + cmd;
-      return fs::path();
-    }
-    return d / "cifar10-jpg" / "train";
-  }();
-  why = reason;
-  return dir;
+// 10 JPEGs of each class of the training set (test::small_cifar_folder); empty with `why`
+// set when impossible.
+fs::path small_cifar(std::string& why) {
+  const std::string root = test::small_cifar_folder(why);
+  return root.empty() ? fs::path() : fs::path(root) / "train";
 }
 
 // The reference: each sample of `idx` through augment_params + augment_image.
@@ -125,7 +110,7 @@ TEST(AugmentTwin, ChoicesEqualAugmentParams) {
 
 TEST(AugmentTwin, EqualsTheReferenceOnCifarJpegs) {
   std::string why;
-  const fs::path& dir = small_cifar(why);
+  const fs::path dir = small_cifar(why);
   if (dir.empty()) GTEST_SKIP() << why;
   auto cifar = std::make_shared<ImageFolderDataset>(dir.string(), Normalize::cifar10());
   ASSERT_EQ(cifar->size(), 100);

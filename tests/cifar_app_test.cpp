@@ -24,35 +24,9 @@ test::CommandResult run(const std::string& args) {
 
 fs::path scratch(const std::string& name) { return test::scratch_dir("cifar_app_" + name); }
 
-// The small image-folder copy, unpacked once per process; empty with `why` set when impossible.
-const fs::path& small_cifar(std::string& why) {
-  static std::string reason;
-  static fs::path dir = [] {
-    fs::path tarball = fs::path(test::shared_data_dir()) / "cifar10-jpg.tar.gz";
-    if (!fs::exists(tarball)) {
-      reason = "no " + tarball.string() + " (set EMBER_DATA_DIR)";
-      return fs::path();
-    }
-    if (std::system("tar --version > /dev/null 2>&1") != 0) {
-      reason = "no tar on this machine";
-      return fs::path();
-    }
-    fs::path d = scratch("data");
-    std::string cmd = "tar -xzf '" + tarball.string() + "' -C '" + d.string() +
-                      "' --wildcards 'cifar10-jpg/train/*/000*' 'cifar10-jpg/test/*/000*'";
-    if (std::system(cmd.c_str()) != 0) {
-      reason = "failed: " + cmd;
-      return fs::path();
-    }
-    return d / "cifar10-jpg";
-  }();
-  why = reason;
-  return dir;
-}
-
 #define REQUIRE_SMALL_CIFAR(dir)                    \
   std::string why_;                                 \
-  const fs::path& dir = small_cifar(why_);          \
+  const fs::path dir = test::small_cifar_folder(why_); \
   if (dir.empty()) GTEST_SKIP() << why_
 
 std::vector<json> read_metrics(const fs::path& out) { return test::read_metrics(out.string()); }

@@ -101,4 +101,29 @@ void fill_images(const data::Dataset& ds, std::span<const int64_t> indices, int6
   std::copy(y.data<int64_t>(), y.data<int64_t>() + y.numel(), labels);
 }
 
+std::string small_cifar_folder(std::string& why) {
+  static std::string reason;
+  static const std::string dir = [] {
+    const std::string tarball = shared_data_dir() + "/cifar10-jpg.tar.gz";
+    if (!std::filesystem::exists(tarball)) {
+      reason = "no " + tarball + " (set EMBER_DATA_DIR)";
+      return std::string();
+    }
+    if (std::system("tar --version > /dev/null 2>&1") != 0) {
+      reason = "no tar on this machine";
+      return std::string();
+    }
+    const std::string d = scratch_dir("small_cifar");
+    const std::string cmd = "tar -xzf '" + tarball + "' -C '" + d +
+                            "' --wildcards 'cifar10-jpg/train/*/000*' 'cifar10-jpg/test/*/000*'";
+    if (std::system(cmd.c_str()) != 0) {
+      reason = "failed: " + cmd;
+      return std::string();
+    }
+    return d + "/cifar10-jpg";
+  }();
+  why = reason;
+  return dir;
+}
+
 }  // namespace ember::test

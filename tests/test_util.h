@@ -59,6 +59,11 @@ std::string scratch_dir(const std::string& name);
 /// ../shared/data (or $EMBER_DATA_DIR when set).
 std::string shared_data_dir();
 
+/// A small CIFAR-10 image folder: the first 10 JPEGs of each class of the train and test
+/// splits, unpacked once per process from ../shared/data/cifar10-jpg.tar.gz. Returns the
+/// folder holding train/ and test/, or "" with `why` set when that is impossible.
+std::string small_cifar_folder(std::string& why);
+
 /// The raw bytes of t's elements in row-major order, copied to the CPU (for bit-exact
 /// comparisons across devices).
 std::vector<unsigned char> bytes_of(const Tensor& t);
