@@ -6,7 +6,7 @@
 #include <type_traits>
 
 #include "kernels/image_batch_math.h"  // CropFlipArgs
-#include "kernels/sgd.h"              // SgdOptions
+#include "kernels/sgd_math.h"         // SgdOptions
 #include "tensor/tensor.h"
 
 namespace ember {

@@ -4,26 +4,10 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "kernels/sgd_math.h"  // SgdOptions, SgdStepArgs
 #if EMBER_WITH_CUDA
 #include <cuda_runtime_api.h>
 #endif
-
-namespace ember {
-/// SGD's hyperparameters, as torch.optim.SGD's. One definition for the optimizer and its
-/// kernels: optim::SGDOptions is this struct.
-struct SgdOptions {
-  double lr = 0.01;
-  double momentum = 0.0;
-  double dampening = 0.0;
-  double weight_decay = 0.0;
-  bool nesterov = false;
-  bool maximize = false;
-};
-/// What one kernel call needs: the hyperparameters and whether the momentum buffer is new.
-struct SgdStepArgs : SgdOptions {
-  bool first_step = false;  // momentum buffer not yet initialized: it becomes the gradient
-};
-}  // namespace ember
 
 namespace ember::cpu {
 /// param <- SGD(param, grad, momentum_buf); `momentum_buf` may be null when momentum == 0.

@@ -5,6 +5,21 @@
 
 namespace ember {
 
+/// SGD's hyperparameters, as torch.optim.SGD's. One definition for the optimizer and its
+/// kernels: optim::SGDOptions is this struct.
+struct SgdOptions {
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+  bool maximize = false;
+};
+/// What one kernel call needs: the hyperparameters and whether the momentum buffer is new.
+struct SgdStepArgs : SgdOptions {
+  bool first_step = false;  // momentum buffer not yet initialized: it becomes the gradient
+};
+
 /// Hyper-parameters of one fused SGD step, already converted to the compute type C.
 template <class C>
 struct SgdCoeffs {

@@ -1,5 +1,5 @@
 #pragma once
-// torch.optim.SGD, with a fused update kernel per device (kernels/sgd.h).
+// torch.optim.SGD over the fused update op (sgd_update_, autograd/ops/optim.cpp).
 #include <vector>
 
 #include "autograd/ops.h"  // SgdOptions, sgd_update_
@@ -7,7 +7,7 @@
 
 namespace ember::optim {
 
-/// lr, momentum, dampening, weight_decay, nesterov, maximize (kernels/sgd.h).
+/// lr, momentum, dampening, weight_decay, nesterov, maximize (kernels/sgd_math.h).
 using SGDOptions = ember::SgdOptions;
 
 /// Stochastic gradient descent with PyTorch's exact update rule, for each parameter p

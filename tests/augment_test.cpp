@@ -152,3 +152,26 @@ TEST(Augment, SubsetPassesTheEpochThrough) {
   test::fill_images(*aug, idx, 7, b.data(), l.data());
   EXPECT_EQ(a, b);
 }
+
+// The batch-transform ops under the datasets (autograd/ops/image_batch.cpp): bad arguments
+// are errors saying what was expected.
+TEST(BatchOps, BadArgumentsAreErrors) {
+  Tensor u8 = zeros({5, 1, 2, 2}).to(DType::u8), labels = zeros({5}).to(DType::i64);
+  Tensor idx = from_vector(std::vector<int64_t>{0, 4}), table = zeros({256});
+  Tensor out = empty({2, 1, 2, 2}), out_labels = empty({2}, {.dtype = DType::i64});
+  gather_normalize_into(u8, labels, idx, table, out, out_labels);  // fine
+  EXPECT_ERROR(gather_normalize_into(u8.to(DType::f32), labels, idx, table, out, out_labels),
+               "expected images to be a contiguous u8 tensor on cpu, got f32");
+  EXPECT_ERROR(gather_normalize_into(u8, labels.narrow(0, 0, 4), idx, table, out, out_labels), "5 images but 4 labels");
+  EXPECT_ERROR(gather_normalize_into(u8, labels, idx, zeros({3 * 256}), out, out_labels),
+               "256 entries per channel (256), got 768");
+  EXPECT_ERROR(gather_normalize_into(u8, labels, idx, table, empty({3, 1, 2, 2}), out_labels), "out must hold 2 rows");
+  Tensor keys = from_vector(std::vector<int64_t>{0, 1}), fill = zeros({1});
+  Tensor img = zeros({2, 1, 2, 2});
+  crop_flip_into(img, keys, CropFlipArgs{.padding = 1, .hflip = true}, fill, out);  // fine
+  EXPECT_ERROR(crop_flip_into(img, keys, {}, fill, img), "must not share memory");
+  EXPECT_ERROR(crop_flip_into(img, keys.narrow(0, 0, 1), {}, fill, out), "2 images but 1 keys");
+  EXPECT_ERROR(crop_flip_into(img, keys, {}, zeros({3}), out), "one value per channel (1), got 3");
+  EXPECT_ERROR(crop_flip_into(img, keys, CropFlipArgs{.padding = -1}, fill, out), "padding must be >= 0");
+  EXPECT_ERROR(crop_flip_into(img.reshape({2, 4}), keys, {}, fill, out), "(B, C, H, W)");
+}

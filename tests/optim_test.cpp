@@ -506,3 +506,31 @@ TEST(Training, SGDWithMomentumAndCosineCutsTheLossHundredfold) {
 
 }  // namespace
 }  // namespace ember
+
+namespace ember {
+// The fused update op under SGD::step (autograd/ops/optim.cpp): a bad argument is an error
+// naming it, raised before any parameter changes.
+TEST(SgdUpdateOp, BadArgumentsAreErrorsAndChangeNothing) {
+  Tensor p = ones({4}), q = ones({3}), g = full({4}, 2.0), h = full({3}, 2.0);
+  const std::vector<float> before = p.to_vector<float>();
+  SgdOptions plain{.lr = 0.5};
+  // The second pair is bad: the first must stay as it was.
+  EXPECT_ERROR(sgd_update_({p, q}, {g, g}, {Tensor(), Tensor()}, {false, false}, plain),
+               "gradient 1 ([4], f32, cpu) does not match its parameter ([3], f32, cpu)");
+  EXPECT_EQ(p.to_vector<float>(), before);
+  EXPECT_ERROR(sgd_update_({p}, {g}, {Tensor(), Tensor()}, {false}, plain), "1 parameters but 1 gradients, 2 buffers");
+  EXPECT_ERROR(sgd_update_({p}, {g}, {Tensor()}, {false}, SgdOptions{.lr = 0.5, .momentum = 0.9}),
+               "needs a momentum buffer");
+  EXPECT_ERROR(sgd_update_({p}, {g}, {zeros({4})}, {false}, plain), "has a buffer but momentum is 0");
+  EXPECT_ERROR(sgd_update_({p}, {g}, {zeros({2})}, {false}, SgdOptions{.lr = 0.5, .momentum = 0.9}),
+               "the momentum buffer of parameter 0");
+  EXPECT_ERROR(sgd_update_({p}, {make_view(full({8}, 2.0), {4}, {2}, 0)}, {Tensor()}, {false}, plain),
+               "must be contiguous");
+  EXPECT_EQ(p.to_vector<float>(), before);
+  // And a good call does the step: p - lr * g, and bumps the version.
+  const uint64_t v = q.version();
+  sgd_update_({q}, {h}, {Tensor()}, {false}, plain);
+  EXPECT_EQ(q.to_vector<float>(), (std::vector<float>{0, 0, 0}));
+  EXPECT_GT(q.version(), v);
+}
+}  // namespace ember
