@@ -673,10 +673,15 @@ TEST(Pool, MaxPropagatesNan) {
   EXPECT_TRUE(std::isnan(max_pool2d(x, {2, 2}).item<float>()));
 }
 
-// The f32 2x2 stride-2 fast path (four windows at a time, then a scalar tail) against a
-// naive loop: ties go to the first maximum in row-major window order, the first NaN wins.
+// The f32 2x2 stride-2 fast path (four windows at a time, the last group overlapping the one
+// before it, rows under four windows scalar) against a naive loop: ties go to the first
+// maximum in row-major window order, the first NaN wins.
 TEST(Pool, Max2x2FastPathTiesAndNan) {
-  const int64_t P = 3, H = 6, W = 22, OH = 3, OW = 11;  // OW = 11: 8 vectorized + 3 tail
+  // Row widths: all scalar (3), one group (4), overlapped tails (5, 11, 14: LeNet's 28 -> 14),
+  // and an odd input width whose last column no window reads (W = 2 * OW + 1).
+  for (const auto [W, OW] : std::vector<std::pair<int64_t, int64_t>>{{6, 3}, {8, 4}, {10, 5}, {22, 11}, {28, 14}, {23, 11}}) {
+  SCOPED_TRACE("W=" + std::to_string(W));
+  const int64_t P = 3, H = 6, OH = 3;
   std::vector<float> xv(size_t(P * H * W));
   uint32_t r = 12345;
   for (float& v : xv) {
@@ -708,6 +713,7 @@ TEST(Pool, Max2x2FastPathTiesAndNan) {
             EXPECT_EQ(gv[size_t(p * H * W + at)], at == arg ? 1.0f : 0.0f) << p << " " << oh << " " << ow;
           }
       }
+  }
 }
 
 TEST(Pool, AdaptiveForward) {

@@ -3,12 +3,11 @@
 // algorithm]): the direct AVX2 kernels (kernels/cpu/conv_direct.h), im2col + GEMM per image
 // or batched over images (kernels/cpu/conv_gemm.h), Winograd F(4x4, 3x3)
 // (kernels/cpu/conv_winograd.h). f64 always runs im2col + GEMM per image, the exact path.
-// Images are spread over OpenMP threads, each running single-threaded GEMMs on its own
+// Images are spread over ember's worker threads (core/thread_pool.h), each running single-threaded GEMMs on its own
 // buffers (small GEMMs thread badly inside BLAS). BLAS is on one thread by default anyway
 // (Note [One thread pool] in kernels/cpu/threads.cpp); a user-set OPENBLAS_NUM_THREADS
 // threads the GEMMs of a convolution too small to spread.
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <array>
@@ -24,6 +23,7 @@
 
 #include "core/error.h"
 #include "core/strided_layout.h"
+#include "core/thread_pool.h"
 #include "kernels/conv.h"
 #include "kernels/cpu/conv_direct.h"
 #include "kernels/cpu/conv_dnnl.h"
@@ -73,7 +73,7 @@ int64_t macs(const ConvGeometry& g) {
 /// Threads to spread the images over (1: all images on this thread, where BLAS threads only
 /// if the user gave it threads).
 int threads_for(const ConvGeometry& g) {
-  int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int nt = parallel_threads();
   if (g.n < 2 || nt < 2 || macs(g) < kMinParallelMacs) return 1;
   return int(std::min<int64_t>(nt, g.n));
 }
@@ -86,13 +86,7 @@ void over_images(const ConvGeometry& g, F&& f) {
   int nt = threads_for(g);
   if (nt > 1) {
     BlasThreads one(1);
-#pragma omp parallel num_threads(nt)
-    {
-      // The team may be smaller than asked (OMP_DYNAMIC, thread limits): split over the
-      // threads that did start, or the images of the missing ones would be skipped.
-      const int t = omp_get_thread_num(), team = omp_get_num_threads();
-      f(t, n * t / team, n * (t + 1) / team);
-    }
+    parallel_tasks(nt, nt, [&](int t) { f(t, n * t / nt, n * (t + 1) / nt); });
   } else {
     f(0, int64_t(0), n);
   }
@@ -116,8 +110,7 @@ void over_fixed_blocks(const ConvGeometry& g, int64_t blocks, F&& f) {
   const int64_t n = g.n;
   const int nt = int(std::min<int64_t>(threads_for(g), blocks));
   BlasThreads one(1);
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-  for (int64_t b = 0; b < blocks; ++b) f(int(b), n * b / blocks, n * (b + 1) / blocks);
+  parallel_tasks(int(blocks), nt, [&](int b) { f(b, n * b / blocks, n * (b + 1) / blocks); });
 }
 
 int64_t deterministic_blocks(const ConvGeometry& g) { return std::max<int64_t>(1, std::min(g.n, kDeterministicBlocks)); }
@@ -365,7 +358,7 @@ std::map<Key, Choice>& choices() {
 }
 
 Key key_of(const ConvGeometry& g, ConvPass p) {
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int threads = parallel_threads();
   return {g.n, g.c_in, g.h, g.w, g.c_out, g.kh, g.kw, g.oh, g.ow, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups,
           int64_t(p), threads, openblas_get_num_threads(), 0};
 }

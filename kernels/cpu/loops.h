@@ -1,30 +1,30 @@
 #pragma once
-// CPU loop helpers: OpenMP over large ranges, strided iteration row by row.
-#include <omp.h>
-
+// CPU loop helpers: large ranges split over ember's worker threads (core/thread_pool.h),
+// strided iteration row by row.
 #include <algorithm>
 #include <cstdint>
 
 #include "core/strided_layout.h"
+#include "core/thread_pool.h"
 
 namespace ember::cpu {
 
 /// Below this many elements a loop runs on one thread (thread start-up costs more).
 inline constexpr int64_t kParallelGrain = 32768;
 
-/// f(begin, end) over [0, n), split across OpenMP threads when n is large.
+/// f(begin, end) over [0, n), split across the worker threads when n is large.
 template <class F>
 void parallel_for(int64_t n, F&& f, int64_t grain = kParallelGrain) {
-  if (n <= grain || omp_get_max_threads() == 1 || omp_in_parallel()) {
+  const int nt = parallel_threads();
+  if (n <= grain || nt == 1) {
     if (n > 0) f(int64_t(0), n);
     return;
   }
-  int64_t chunks = std::min<int64_t>(omp_get_max_threads(), ceil_div(n, grain));
-#pragma omp parallel for num_threads(int(chunks)) schedule(static)
-  for (int64_t c = 0; c < chunks; ++c) {
-    int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
+  const int64_t chunks = std::min<int64_t>(nt, ceil_div(n, grain));
+  parallel_tasks(int(chunks), int(chunks), [&](int c) {
+    const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
     if (b < e) f(b, e);
-  }
+  });
 }
 
 /// Visits the n elements of NL operands that share sizes (layouts[k] gives operand k's

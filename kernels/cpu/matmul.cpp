@@ -1,7 +1,6 @@
 // CPU strided-batched GEMM through OpenBLAS (16-bit floats via f32 buffers).
 #include <cblas.h>
 
-#include <omp.h>
 
 #include <algorithm>
 #include <climits>
@@ -11,6 +10,7 @@
 #include "kernels/cpu/threads.h"
 #include "kernels/matmul.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace ember::cpu {
 
@@ -86,11 +86,11 @@ void one_gemm(const T* a, const T* b, T* c, const GemmParams& p) {
 }
 
 // One GEMM, its C split into blocks of rows or of columns (whichever dim is larger) over the
-// OpenMP team when it is large, BLAS is on one thread and deterministic mode is off (then a
+// worker threads when it is large, BLAS is on one thread and deterministic mode is off (then a
 // GEMM always runs whole, so its rounding cannot depend on the thread count).
 template <class T>
 void split_gemm(const T* a, const T* b, T* c, const GemmParams& p) {
-  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int nt = parallel_threads();
   if (nt < 2 || p.k == 0 || p.m * p.n * p.k < kSplitGemm || blas_pinned() ||
       openblas_get_num_threads() != 1) {
     one_gemm<T>(a, b, c, p);
@@ -103,11 +103,10 @@ void split_gemm(const T* a, const T* b, T* c, const GemmParams& p) {
     one_gemm<T>(a, b, c, p);
     return;
   }
-#pragma omp parallel for num_threads(int(blocks)) schedule(static)
-  for (int64_t t = 0; t < blocks; ++t) {
+  parallel_tasks(int(blocks), int(blocks), [&](int t) {
     const int64_t lo = dim * t / blocks / align * align;
     const int64_t hi = t + 1 == blocks ? dim : dim * (t + 1) / blocks / align * align;
-    if (lo >= hi) continue;
+    if (lo >= hi) return;
     GemmParams q = p;
     if (by_rows) {
       q.m = hi - lo;
@@ -116,7 +115,7 @@ void split_gemm(const T* a, const T* b, T* c, const GemmParams& p) {
       q.n = hi - lo;
       one_gemm<T>(a, b + (p.trans_b ? lo * p.ldb : lo), c + lo, q);
     }
-  }
+  });
 }
 
 }  // namespace

@@ -83,13 +83,14 @@ void max_fwd_clipped(const T* xp, T* yp, int64_t* ip, const PoolGeometry& g) {
 #if defined(__SSE2__)
 // 2x2 windows at stride 2 in f32, four outputs at a time with the same rule as MaxArg:
 // candidates in order a (r0[2o]), b (r0[2o+1]), c (r1[2o]), d (r1[2o+1]). Returns how
-// many outputs of the row it wrote (a multiple of 4); the caller finishes the rest.
+// many outputs of the row it wrote; the caller finishes the rest. A row of at least four
+// outputs is done whole: its last group overlaps the one before (LeNet's rows are 14 and 5
+// wide, and a scalar tail cost as much as the vector part), rewriting equal values.
 int64_t max_row_2x2_sse2(const float* r0, const float* r1, float* y, int64_t* ip, int64_t ow,
                          int64_t base, int64_t w) {
   const __m128i off_b = _mm_set1_epi32(1), off_c = _mm_set1_epi32(int32_t(w));
   const __m128i off_d = _mm_set1_epi32(int32_t(w + 1)), zero = _mm_setzero_si128();
-  int64_t o = 0;
-  for (; o + 4 <= ow; o += 4) {
+  auto group = [&](int64_t o) {
     const __m128 r0lo = _mm_loadu_ps(r0 + 2 * o), r0hi = _mm_loadu_ps(r0 + 2 * o + 4);
     const __m128 r1lo = _mm_loadu_ps(r1 + 2 * o), r1hi = _mm_loadu_ps(r1 + 2 * o + 4);
     __m128 best = _mm_shuffle_ps(r0lo, r0hi, _MM_SHUFFLE(2, 0, 2, 0));
@@ -110,8 +111,12 @@ int64_t max_row_2x2_sse2(const float* r0, const float* r1, float* y, int64_t* ip
                                                          _mm_setr_epi32(0, 2, 4, 6)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(ip + o), _mm_unpacklo_epi32(pos, zero));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(ip + o + 2), _mm_unpackhi_epi32(pos, zero));
-  }
-  return o;
+  };
+  if (ow < 4) return 0;
+  int64_t o = 0;
+  for (; o + 4 <= ow; o += 4) group(o);
+  if (o < ow) group(ow - 4);
+  return ow;
 }
 #endif
 

@@ -1,5 +1,6 @@
-// CPU threading defaults (Note [One thread pool]): ember's OpenMP team is the only thread
-// pool, OpenBLAS runs on the calling thread, and idle OpenMP threads sleep instead of spinning.
+// CPU threading defaults (Note [One thread pool]): ember's worker threads (core/thread_pool.h)
+// are the one pool for ember's loops, OpenBLAS runs on the calling thread, and idle OpenMP
+// threads (oneDNN's) sleep instead of spinning.
 #include "kernels/cpu/threads.h"
 
 #include <cblas.h>
@@ -17,9 +18,12 @@ namespace ember::cpu {
 // and a spinning thread holds its core while the thread the region waits for has none: a LeNet
 // step ran 20-40x slower than with OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 // (bench/results/2026-12-01-cpu-threads.md). So, unless the user set them:
-//  - OpenBLAS on one thread: large single GEMMs are split over ember's own team instead
-//    (kernels/cpu/matmul.cpp), convolutions spread whole images over it (conv.cpp).
+//  - OpenBLAS on one thread: large single GEMMs are split over ember's own workers instead
+//    (kernels/cpu/matmul.cpp), convolutions spread whole images over them (conv.cpp).
 //  - OMP_WAIT_POLICY=passive: idle OpenMP threads sleep on a futex instead of spinning.
+//    ember's own loops no longer run on libgomp's team but on core/thread_pool.h's workers,
+//    which poll briefly and yield their core (Note [Spinning workers]); libgomp's team is
+//    left to oneDNN's convolutions, and the thread count is still OpenMP's.
 // libgomp reads OMP_WAIT_POLICY once, in its own ELF constructor, which runs before any
 // constructor of the program: a setenv from a C++ static initializer is too late, and one
 // from the executable's .preinit_array (which does run first) is lost too, because libc's
