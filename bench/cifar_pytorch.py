@@ -115,10 +115,11 @@ def main():
                 seen += len(idx)
                 loss_sum += loss.item() * len(idx)
                 correct += (out.argmax(1) == yb).sum().item()
+            lr = opt.param_groups[0]["lr"]  # this epoch's, as ember's metrics.jsonl records it
             sched.step()
             test_loss, test_acc = evaluate(model, xte, yte)
             row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen,
-                   "test_loss": test_loss, "test_acc": test_acc, "lr": opt.param_groups[0]["lr"],
+                   "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
                    "epoch_seconds": time.time() - t0}
             print(json.dumps(row), flush=True)
             f.write(json.dumps(row) + "\n")

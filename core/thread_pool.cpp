@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -43,8 +42,10 @@ namespace ember {
 //  - An exception leaves its task and is rethrown by the caller once all tasks are done.
 //  - After fork() the child starts new workers when it needs them (the old ones did not
 //    survive the fork).
-// OMP_WAIT_POLICY=passive set by the user turns the polling off (workers sleep at once),
-// =active makes it long (10 ms); EMBER_SPIN_US=N sets it in microseconds.
+// EMBER_SPIN_US=N sets the polling time in microseconds (0: sleep at once). OMP_WAIT_POLICY
+// and GOMP_SPINCOUNT are libgomp's and keep governing its threads only (oneDNN's); ember's
+// programs set the former to passive at start (Note [One thread pool]), which must not stop
+// these workers polling.
 
 namespace {
 
@@ -53,12 +54,6 @@ constexpr int64_t kSpinMicros = 200;
 int64_t spin_micros() {
   static const int64_t us = [] {
     if (const char* s = std::getenv("EMBER_SPIN_US"); s && *s) return std::max<int64_t>(0, std::atoll(s));
-    // Read at first use, after kernels/cpu/threads.cpp removed the OMP_WAIT_POLICY it added
-    // itself: what is left is the user's.
-    if (const char* w = std::getenv("OMP_WAIT_POLICY"); w && *w) {
-      if (strcasecmp(w, "passive") == 0) return int64_t(0);
-      if (strcasecmp(w, "active") == 0) return int64_t(10000);
-    }
     return kSpinMicros;
   }();
   return us;
