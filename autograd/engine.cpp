@@ -2,6 +2,7 @@
 // node input, nodes run latest-created first, saved tensors freed as nodes finish.
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <queue>
 #include <unordered_map>
 #include <unordered_set>
@@ -15,6 +16,12 @@ namespace ember {
 namespace {
 thread_local bool g_grad_enabled = true;
 std::atomic<uint64_t> g_next_seq{0};
+
+// Graphs recorded at once on several threads share the leaves (one model's parameters):
+// a leaf's AccumulateGrad node is made once, under this lock, so that every graph points at
+// the same node (unlocked, two threads each made their own, and autograd::grad on one
+// thread's graph then found the parameter "not used").
+std::mutex g_accumulator_mutex;
 std::atomic<int> g_next_hook_id{1};
 }  // namespace
 
@@ -49,6 +56,7 @@ Edge gradient_edge(const Tensor& t) {
   TensorImpl* impl = t.impl();
   if (impl->grad_fn) return Edge{impl->grad_fn, impl->output_nr};
   if (!impl->requires_grad) return Edge{};
+  std::lock_guard<std::mutex> lock(g_accumulator_mutex);
   std::shared_ptr<Node> acc = impl->grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t.impl_ptr());
@@ -118,6 +126,7 @@ TensorList AccumulateGrad::apply(TensorList&& grads) {
               " arrived for a leaf on ", self.device().str(),
               " (was the leaf moved after the graph was recorded? run forward again)");
   if (g.dtype() != leaf->dtype) g = g.to(leaf->dtype);
+  std::lock_guard<std::mutex> lock(mutex);  // backward on several threads into one leaf
   if (!leaf->grad.defined()) {
     // Take the buffer when nothing else can see it; otherwise copy, so that a later
     // in-place accumulation cannot write into another tensor's gradient.

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +62,7 @@ struct AccumulateGrad : Node {
   TensorList apply(TensorList&& grads) override;
   std::string name() const override { return "AccumulateGrad"; }
   std::shared_ptr<TensorImpl> leaf;
+  std::mutex mutex;  // guards leaf->grad while it is accumulated
 };
 
 /// The edge a gradient for `t` should flow into (its grad_fn, or its leaf accumulator).
