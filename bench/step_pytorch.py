@@ -2,8 +2,10 @@
 """One training step (forward, cross-entropy, backward, SGD) in PyTorch: the reference for
 bench_ddp's `step_plain_<model>/<device>` rows (scripts/gpu_check.sh compares the two).
 
-Usage: step_pytorch.py MODEL BATCH ITERS [DEVICE] [--amp fp16|bf16]
+Usage: step_pytorch.py MODEL BATCH ITERS [DEVICE] [--amp fp16|bf16] [--infer]
        MODEL: lenet | convnet | mlp | resnet20 | resnet18
+--infer: time the forward pass alone instead, in eval mode under torch.no_grad() (step_ember's
+--infer).
 --amp: the forward pass and loss under torch.autocast(DEVICE, dtype), fp16 with a GradScaler
 (bench_amp's amp_step_<model>/<f16|bf16> rows are ember's side).
 Same models as ember's nn::make_model (LeNet; ResNet-20 of He et al. 2016 for CIFAR with
@@ -128,6 +130,9 @@ def main():
         i = args.index("--amp")
         amp = {"fp16": torch.float16, "bf16": torch.bfloat16}[args[i + 1]]
         del args[i:i + 2]
+    infer = "--infer" in args
+    if infer:
+        args.remove("--infer")
     model_name, batch, iters = args[0], int(args[1]), int(args[2])
     device = torch.device(args[3] if len(args) > 3 else "cpu")
     torch.manual_seed(1)
@@ -155,6 +160,15 @@ def main():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
+    if infer:
+        model.eval()
+
+        def step():  # noqa: F811  (the forward pass alone)
+            with torch.no_grad():
+                model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+
     step()  # warm-up: cuDNN plans, allocator
     times, cpu_times = [], []
     for _ in range(iters):
@@ -166,7 +180,7 @@ def main():
     print(json.dumps({"framework": "pytorch " + torch.__version__, "model": model_name,
                       "device": str(device), "batch": batch, "iters": iters,
                       "amp": {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(amp, "none"),
-                      "median_step_ms": med * 1e3, "mean_step_ms": statistics.mean(times) * 1e3,
+                      "infer": infer, "median_step_ms": med * 1e3, "mean_step_ms": statistics.mean(times) * 1e3,
                       "median_step_cpu_ms": statistics.median(cpu_times) * 1e3,
                       "images_per_second": batch / statistics.mean(times),
                       "cudnn_benchmark": torch.backends.cudnn.benchmark}))
