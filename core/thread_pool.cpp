@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -94,6 +95,20 @@ uint32_t wait_change(const std::atomic<uint32_t>& word, uint32_t seen) {
 
 thread_local bool t_in_task = false;
 
+/// Every task on the calling thread, in order; the first exception is rethrown at the end.
+void run_inline(int tasks, detail::TaskFn fn, void* ctx) {
+  std::exception_ptr error;
+  for (int t = 0; t < tasks; ++t) {
+    try {
+      fn(ctx, t);
+    } catch (...) {
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+
 struct alignas(64) Slot {
   std::atomic<uint32_t> go{0};  // bumped by the caller: a job for this worker
 };
@@ -102,7 +117,11 @@ class Pool {
  public:
   /// Runs the job on `threads` threads (threads >= 2), the caller included.
   void run(int tasks, int threads, detail::TaskFn fn, void* ctx) {
-    ensure_workers(threads - 1);
+    threads = std::min(threads, ensure_workers(threads - 1) + 1);
+    if (threads < 2) {
+      run_inline(tasks, fn, ctx);
+      return;
+    }
     fn_ = fn;
     ctx_ = ctx;
     tasks_ = tasks;
@@ -138,13 +157,21 @@ class Pool {
     }
   }
 
-  void ensure_workers(int n) {
+  /// Starts workers until there are n; returns how many there are (fewer when the system
+  /// refuses a thread: the loops then run on fewer threads).
+  int ensure_workers(int n) {
     while (int(slots_.size()) < n) {
-      slots_.push_back(std::make_unique<Slot>());
-      const int k = int(slots_.size());
-      Slot* slot = slots_.back().get();
-      std::thread([this, slot, k] { worker(*slot, k); }).detach();
+      auto slot = std::make_unique<Slot>();
+      Slot* s = slot.get();
+      const int k = int(slots_.size()) + 1;
+      try {
+        std::thread([this, s, k] { worker(*s, k); }).detach();
+      } catch (const std::system_error&) {
+        break;
+      }
+      slots_.push_back(std::move(slot));
     }
+    return int(slots_.size());
   }
 
   void worker(Slot& slot, int k) {
@@ -191,18 +218,6 @@ Pool& pool() {
     g_pool.store(p, std::memory_order_release);
   }
   return *p;
-}
-
-void run_inline(int tasks, detail::TaskFn fn, void* ctx) {
-  std::exception_ptr error;
-  for (int t = 0; t < tasks; ++t) {
-    try {
-      fn(ctx, t);
-    } catch (...) {
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
