@@ -12,7 +12,11 @@ as torchvision's ImageFolder. Writes one JSON line per epoch to OUT (train_loss,
 test_loss, test_acc, epoch_seconds) and prints it.
 
 Usage: cifar_pytorch.py ROOT OUT [--epochs 30] [--threads N] [--seed 1]
-                        [--limit-train N] [--limit-test N]
+                        [--limit-train N] [--limit-test N] [--checkpoint PATH]
+--checkpoint: after every epoch, save the model, optimizer, schedule and random states to PATH
+(atomically); when PATH exists at start, continue from it, appending to OUT, with the same
+result as an uninterrupted run. --threads 0 keeps PyTorch's default, which is one thread on
+the 2-core VM of bench/results (at::get_num_threads() = 1 there): pass --threads 2.
 """
 import argparse, json, math, os, sys, time
 
@@ -88,6 +92,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--limit-train", type=int, default=0)
     ap.add_argument("--limit-test", type=int, default=0)
+    ap.add_argument("--checkpoint", default="")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -99,8 +104,18 @@ def main():
     model = ResNet20()
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a.epochs)
-    with open(a.out, "w") as f:
-        for epoch in range(a.epochs):
+    start = 0
+    if a.checkpoint and os.path.exists(a.checkpoint):
+        ck = torch.load(a.checkpoint)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        rng.bit_generator.state = ck["numpy_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        start = ck["epoch"]
+        print(f"resumed from {a.checkpoint} after epoch {start}", flush=True)
+    with open(a.out, "a" if start else "w") as f:
+        for epoch in range(start, a.epochs):
             t0 = time.time()
             perm = rng.permutation(len(ytr))
             seen, loss_sum, correct = 0, 0.0, 0
@@ -124,6 +139,12 @@ def main():
             print(json.dumps(row), flush=True)
             f.write(json.dumps(row) + "\n")
             f.flush()
+            if a.checkpoint:
+                tmp = a.checkpoint + ".tmp"
+                torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                            "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                            "epoch": epoch + 1}, tmp)
+                os.replace(tmp, a.checkpoint)
             if not math.isfinite(row["train_loss"]):
                 sys.exit("training loss is not finite")
 

@@ -14,5 +14,5 @@ BUILD=${BUILD_DIR:-build}
   { echo "needs python3-torch and python3-pil: apt-get install python3-torch python3-pil"; exit 1; }
 mkdir -p "$OUT"
 "$BUILD/apps/cifar" --data "$DATA" --out "$OUT/ember"
-/usr/bin/python3 bench/cifar_pytorch.py "$DATA" "$OUT/pytorch.jsonl"
+/usr/bin/python3 bench/cifar_pytorch.py "$DATA" "$OUT/pytorch.jsonl" --threads "$(nproc)" --checkpoint "$OUT/pytorch.pt"
 /usr/bin/python3 bench/cifar_curves.py "$OUT/ember/metrics.jsonl" "$OUT/pytorch.jsonl"
