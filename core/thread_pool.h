@@ -3,6 +3,7 @@
 // in core/thread_pool.cpp.
 #include <memory>
 #include <type_traits>
+#include <utility>
 
 namespace ember {
 

@@ -1,7 +1,6 @@
 // CPU strided-batched GEMM through OpenBLAS (16-bit floats via f32 buffers).
 #include <cblas.h>
 
-
 #include <algorithm>
 #include <climits>
 #include <vector>
