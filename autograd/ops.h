@@ -209,11 +209,13 @@ void crop_flip_into(const Tensor& images, const Tensor& keys, const CropFlipArgs
 
 /// Deterministic mode (off by default): CUDA results repeat bit for bit from run to run.
 /// scatter-add (index_select and gather backward) runs a kernel without atomics whose sums
-/// equal the CPU's bit for bit, and cuDNN convolutions use deterministic algorithms
-/// chosen by cuDNN's heuristics, without timing. On the CPU, results repeat from run to run
-/// anyway; deterministic mode also makes them independent of the thread count (convolution
-/// weight and bias gradients summed over fixed blocks of images, OpenBLAS on one thread; long
-/// sums are always chunked by length alone), so 1 and N threads give the same bits.
+/// equal the CPU's bit for bit, and cuDNN convolutions use deterministic algorithms chosen by
+/// cuDNN's heuristics, without timing, and CUDA batch norm runs ember's kernels (no timed
+/// choice between them and cuDNN's: kernels/cudnn/batch_norm.cpp). On the CPU, results repeat
+/// from run to run anyway; deterministic mode also makes them independent of the thread count
+/// (convolution weight and bias gradients summed over fixed blocks of images, OpenBLAS on one
+/// thread; long sums are always chunked by length alone), so 1 and N threads give the same
+/// bits.
 void set_deterministic(bool on);
 bool deterministic();
 

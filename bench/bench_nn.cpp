@@ -1,7 +1,10 @@
 // conv2d, max_pool2d and batch_norm (training) forward and forward+backward at LeNet and
 // CIFAR ResNet-20 / ResNet-18 layer shapes, f32, on CPU and (when present) CUDA. On CUDA
 // also raw cuDNN references on the same stream: conv (Find*Ex-chosen algorithms, same
-// math mode as ember) and cudnnBatchNormalization* (to decide ours vs cuDNN for BN).
+// math mode as ember) and cudnnBatchNormalization*. Batch norm on CUDA has three rows per
+// shape: batch_norm_train (what users get: the per-shape choice between ember's kernels and
+// cuDNN's, Note [Batch norm: ours or cuDNN's]; its cudnn_calls counter says which ran),
+// batch_norm_train_ember_kernels (ours forced) and cudnn_batch_norm_reference (raw cuDNN).
 // Pooling and batch norm report bytes/s (each tensor read or written counted once).
 #include "bench/bench_util.h"
 #if EMBER_WITH_CUDNN
@@ -10,6 +13,7 @@
 
 #include "core/cuda/check.h"
 #include "core/cuda/stream.h"
+#include "kernels/batch_norm.h"
 #endif
 
 namespace ember::bench {
@@ -62,7 +66,21 @@ void bm_max_pool(benchmark::State& state, Device d, Shape shape, bool backward) 
   state.SetBytesProcessed(int64_t(double(state.iterations()) * (fwd + (backward ? bwd : 0))));
 }
 
-void bm_batch_norm(benchmark::State& state, Device d, Shape shape, bool backward) {
+/// `ember_only`: on CUDA, ember's own kernels even where the per-shape choice (Note [Batch
+/// norm: ours or cuDNN's]) would take cuDNN's; the plain rows run the choice, as users get it.
+void bm_batch_norm(benchmark::State& state, Device d, Shape shape, bool backward, bool ember_only = false) {
+#if EMBER_WITH_CUDNN
+  struct Force {
+    cudnn::BatchNormImpl prev = cudnn::batch_norm_impl();
+    explicit Force(bool on) {
+      if (on) cudnn::set_batch_norm_impl(cudnn::BatchNormImpl::ember);
+    }
+    ~Force() { cudnn::set_batch_norm_impl(prev); }
+  } force(ember_only);
+  const int64_t cudnn_before = cudnn::batch_norm_cudnn_calls();
+#else
+  (void)ember_only;
+#endif
   const int64_t c = shape[1];
   Tensor x = randn(shape, {.device = d}).requires_grad_(backward);
   Tensor w = ones({c}, {.device = d}).requires_grad_(backward), b = zeros({c}, {.device = d}).requires_grad_(backward);
@@ -78,6 +96,9 @@ void bm_batch_norm(benchmark::State& state, Device d, Shape shape, bool backward
   // backward: x and gy read twice, gx written.
   const double bytes = double(shape_numel(shape)) * 4;
   state.SetBytesProcessed(int64_t(double(state.iterations()) * bytes * (4 + (backward ? 5 : 0))));
+#if EMBER_WITH_CUDNN
+  if (d.is_cuda()) state.counters["cudnn_calls"] = double(cudnn::batch_norm_cudnn_calls() - cudnn_before);
+#endif
 }
 
 #if EMBER_WITH_CUDNN
@@ -225,6 +246,11 @@ void register_all() {
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
 #if EMBER_WITH_CUDNN
+        if (d.is_cuda())
+          benchmark::RegisterBenchmark(("batch_norm_train_ember_kernels/" + pass + "/" + shape_name(sh) + "/" + dev).c_str(),
+                                       [d, sh, bwd](benchmark::State& s) { bm_batch_norm(s, d, sh, bwd, true); })
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
         if (d.is_cuda())
           benchmark::RegisterBenchmark(("cudnn_batch_norm_reference/" + pass + "/" + shape_name(sh)).c_str(),
                                        [sh, bwd](benchmark::State& s) { bm_cudnn_batch_norm(s, sh, bwd); })

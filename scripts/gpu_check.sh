@@ -929,7 +929,7 @@ bench_tables() {
 import glob, json, os, re, sys
 
 outdir = sys.argv[1]
-rows, by_key = [], {}
+rows, by_key, bn = [], {}, {}
 for path in sorted(glob.glob(os.path.join(outdir, "bench_*.json"))):
     try:
         data = json.load(open(path))
@@ -948,6 +948,9 @@ for path in sorted(glob.glob(os.path.join(outdir, "bench_*.json"))):
         tfl = b.get("FLOP/s", 0) / 1e9
         rows.append((os.path.basename(path)[:-5], op, arg, b["real_time"], b["time_unit"], gbs, tfl))
         by_key[(op, dev, size)] = (gbs, tfl)
+        if op in ("batch_norm_train", "batch_norm_train_ember_kernels", "cudnn_batch_norm_reference") and \
+                (op.startswith("cudnn") or "cuda" in parts) and len(parts) >= 3:
+            bn.setdefault((parts[1], parts[2]), {})[op] = (b["real_time"], b.get("cudnn_calls"))
 
 def human(arg):
     k, _, v = arg.partition(":")
@@ -985,6 +988,19 @@ if cub:
                   f"{'meets' if g / cub[s] >= 0.95 else 'BELOW'} the 95% goal")
 else:
     print("- matmul vs cuBLAS: no cublas_sgemm_reference was measured")
+# Note [Batch norm: ours or cuDNN's]: the per-shape choice should be as fast as the faster.
+print("\nBatch norm, training (issue 10: ours against cuDNN's, keep the faster):\n")
+if bn:
+    print("| pass | shape | ember's kernels (ms) | raw cuDNN (ms) | the choice (ms) | cuDNN calls in the choice's row | choice vs the faster |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for (ps, shape), v in sorted(bn.items()):
+        ours, ref, ch = (v.get(k, (None, None)) for k in ("batch_norm_train_ember_kernels", "cudnn_batch_norm_reference", "batch_norm_train"))
+        best = min(t for t in (ours[0], ref[0]) if t is not None) if ours[0] or ref[0] else None
+        verdict = f"{ch[0] / best:.2f}x" if ch[0] and best else "-"
+        fmt = lambda t: f"{t:.4f}" if t is not None else "-"
+        print(f"| {ps} | {shape} | {fmt(ours[0])} | {fmt(ref[0])} | {fmt(ch[0])} | {'' if ch[1] is None else int(ch[1])} | {verdict} |")
+else:
+    print("- no batch-norm rows were measured")
 PY
 }
 if ((!RUN_BENCH)); then

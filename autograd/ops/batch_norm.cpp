@@ -13,6 +13,34 @@ namespace {
 const void* cptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 void* mptr(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
 
+#if EMBER_WITH_CUDA
+// Training on CUDA: ember's kernels or cuDNN's, whichever is faster for the shape (Note
+// [Batch norm: ours or cuDNN's] in kernels/cudnn/batch_norm.cpp) when the build has cuDNN
+// and it is on; eval mode is ember's elementwise pass.
+void cuda_bn_train_fwd(DType dt, const void* x, const void* w, const void* b, void* y, void* mean, void* invstd,
+                       void* rm, void* rv, int64_t n, int64_t c, int64_t s, double momentum, double eps, int dev,
+                       cudaStream_t stream) {
+#if EMBER_WITH_CUDNN
+  if (cudnn::enabled())
+    return cudnn::batch_norm_train_fwd(dt, x, w, b, y, mean, invstd, rm, rv, n, c, s, momentum, eps, dev,
+                                       deterministic());
+#endif
+  (void)dev;
+  cuda::batch_norm_stats(dt, x, mean, invstd, rm, rv, n, c, s, momentum, eps, stream);
+  cuda::batch_norm_apply(dt, x, mean, invstd, w, b, y, n, c, s, stream);
+}
+void cuda_bn_bwd(DType dt, const void* x, const void* gy, const void* mean, const void* invstd, const void* w,
+                 void* gx, void* gw, void* gb, int64_t n, int64_t c, int64_t s, bool training, double eps, int dev,
+                 cudaStream_t stream) {
+#if EMBER_WITH_CUDNN
+  if (training && cudnn::enabled())
+    return cudnn::batch_norm_train_bwd(dt, x, gy, mean, invstd, w, gx, gw, gb, n, c, s, eps, dev, deterministic());
+#endif
+  (void)dev, (void)eps;
+  cuda::batch_norm_bwd(dt, x, gy, mean, invstd, w, gx, gw, gb, n, c, s, training, stream);
+}
+#endif
+
 // `pdt`: the dtype the parameters must have (the input's, or f32 for a 16-bit input with
 // f32 parameters: Note [Mixed batch norm]).
 void check_param(const Tensor& p, const char* what, const Tensor& x, DType pdt) {
@@ -42,6 +70,7 @@ DType param_dtype(const Tensor& x, std::initializer_list<const Tensor*> params) 
 struct BatchNormBackward : autograd::Node {
   autograd::SavedTensor x, weight, mean, invstd;
   bool training = true;
+  double eps = 1e-5;           // cuDNN's backward takes the forward's
   DType compute = DType::f32;  // the kernels' dtype (Note [Mixed batch norm])
   std::string name() const override { return "BatchNormBackward"; }
   void release_saved() override {
@@ -68,8 +97,9 @@ struct BatchNormBackward : autograd::Node {
           cpu::batch_norm_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(), cptr(W), mptr(gx),
                               mptr(gw), mptr(gb), n, c, s, training);
         },
-        EMBER_ON_CUDA(cuda::batch_norm_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(),
-                                           cptr(W), mptr(gx), mptr(gw), mptr(gb), n, c, s, training, stream)));
+        EMBER_ON_CUDA(cuda_bn_bwd(X.dtype(), X.data_ptr(), gy.data_ptr(), M.data_ptr(), I.data_ptr(), cptr(W),
+                                  mptr(gx), mptr(gw), mptr(gb), n, c, s, training, eps, X.device().index,
+                                  stream)));
     if (gx.defined() && gx.dtype() != X_in.dtype()) gx = gx.to(X_in.dtype());
     return {gx, gw, gb};
   }
@@ -133,11 +163,12 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
           cpu::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), cptr(w), cptr(b),
                                 y.data_ptr(), n, c, s);
         },
-        EMBER_ON_CUDA(if (training) cuda::batch_norm_stats(x.dtype(), x.data_ptr(), mean.data_ptr(),
-                                                           invstd.data_ptr(), mptr(running_mean),
-                                                           mptr(running_var), n, c, s, momentum, eps, stream);
-                      cuda::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(), cptr(w),
-                                             cptr(b), y.data_ptr(), n, c, s, stream)));
+        EMBER_ON_CUDA(if (training) cuda_bn_train_fwd(x.dtype(), x.data_ptr(), cptr(w), cptr(b), y.data_ptr(),
+                                                      mean.data_ptr(), invstd.data_ptr(), mptr(running_mean),
+                                                      mptr(running_var), n, c, s, momentum, eps,
+                                                      x.device().index, stream);
+                      else cuda::batch_norm_apply(x.dtype(), x.data_ptr(), mean.data_ptr(), invstd.data_ptr(),
+                                                  cptr(w), cptr(b), y.data_ptr(), n, c, s, stream)));
     if (training) {
       if (running_mean.defined()) running_mean.bump_version();
       if (running_var.defined()) running_var.bump_version();
@@ -151,6 +182,7 @@ Tensor batch_norm(const Tensor& x_in, const Tensor& running_mean, const Tensor& 
     node->mean = mean;
     node->invstd = invstd;
     node->training = training;
+    node->eps = eps;
     autograd::set_history(y, node);
   }
   return y;
