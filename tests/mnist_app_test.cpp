@@ -163,6 +163,8 @@ TEST(MnistApp, BadInputsGiveStatusAndMessage) {
   std::vector<Case> cases = {
       {"--model resnet9000", 2, "unknown model"},
       {"--epochs -1", 2, "epochs"},
+      {"--epochs 0", 2, "needs --epochs (0) greater than --warmup-epochs (0)"},  // cosine, the default
+      {"--scheduler linear --epochs 2 --warmup-epochs 2", 2, "--scheduler linear anneals"},
       {"--no-such-flag", 2, "no-such-flag"},
       {"--config " + (out / "bad.yaml").string(), 2, "no_such_option"},
       {"--config " + (out / "bad.yaml").string(), 2, "bad.yaml"},

@@ -289,6 +289,12 @@ bool parse_config(int argc, char** argv, const AppSpec& spec, TrainConfig& cfg) 
   parse_milestones(cfg.milestones);  // checks it
   if (cfg.scheduler == "multistep" && cfg.milestones.empty())
     throw UsageError("--scheduler multistep needs --milestones (epochs, e.g. 10,20)");
+  // Said in the flags' terms here: the scheduler itself can only speak of steps.
+  if ((cfg.scheduler == "cosine" || cfg.scheduler == "linear") && cfg.evaluate.empty() &&
+      cfg.epochs <= cfg.warmup_epochs)
+    throw UsageError("--scheduler " + cfg.scheduler + " anneals over the epochs after the warm-up, so it needs --epochs (" +
+                     std::to_string(cfg.epochs) + ") greater than --warmup-epochs (" +
+                     std::to_string(cfg.warmup_epochs) + "); for a constant rate use --scheduler none");
   return true;
 }
 
