@@ -87,13 +87,6 @@ std::map<Key, Choice>& choices() {
   return c;
 }
 
-int64_t alignment(const void* p) {
-  auto a = reinterpret_cast<uintptr_t>(p);
-  int64_t k = 1;
-  while (k < 256 && a % uintptr_t(k * 2) == 0) k *= 2;
-  return k;
-}
-
 /// cuDNN tensor descriptors for (n, c, s) as NCHW (n, c, s, 1) and its (1, c, 1, 1) parameters.
 struct Descs {
   cudnnTensorDescriptor_t x = nullptr, p = nullptr;
@@ -110,30 +103,6 @@ struct Descs {
   }
   Descs(const Descs&) = delete;
   Descs& operator=(const Descs&) = delete;
-};
-
-struct Scalars {
-  float f1 = 1.f, f0 = 0.f;
-  double d1 = 1.0, d0 = 0.0;
-  bool dbl;
-  explicit Scalars(DType t) : dbl(t == DType::f64) {}
-  const void* one() const { return dbl ? static_cast<const void*>(&d1) : &f1; }
-  const void* zero() const { return dbl ? static_cast<const void*>(&d0) : &f0; }
-};
-
-/// Device memory from the caching allocator for one call (stream order makes the release
-/// right after the launches safe: Note [Streams]).
-struct Scratch {
-  Device dev;
-  void* ptr = nullptr;
-  Scratch(int device, size_t bytes) : dev(DeviceType::cuda, device) {
-    if (bytes) ptr = allocator_for(dev).allocate(bytes);
-  }
-  ~Scratch() {
-    if (ptr) allocator_for(dev).deallocate(ptr);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
 };
 
 /// Mean milliseconds of three runs of f on `stream`, after one warm-up run.
@@ -244,14 +213,14 @@ void batch_norm_train_bwd(DType dtype, const void* x, const void* gy, const void
   auto ours = [&] { cuda::batch_norm_bwd(dtype, x, gy, mean, invstd, w, gx, gw, gb, n, c, s, true, stream); };
   const bool ok = cudnn_dtype(dtype) && w && gx && eps >= CUDNN_BN_MIN_EPSILON && fits_int(n, c, s) && n * s > 1;
   std::unique_ptr<Descs> d;         // made when cuDNN runs
-  std::unique_ptr<Scratch> spare;  // cuDNN always writes both parameter gradients
+  std::unique_ptr<Workspace> spare;  // cuDNN always writes both parameter gradients
   Scalars one(dtype);
   void *dw = gw, *db = gb;
   auto theirs = [&] {
     if (!d) {
       d = std::make_unique<Descs>(dtype, n, c, s);
       const size_t bytes = size_t(c) * dtype_size(dtype);
-      if (!dw || !db) spare = std::make_unique<Scratch>(device, bytes * 2);
+      if (!dw || !db) spare = std::make_unique<Workspace>(device, bytes * 2);
       if (!dw) dw = spare->ptr;
       if (!db) db = static_cast<char*>(spare->ptr) + bytes;
     }

@@ -97,21 +97,6 @@ struct Descs {
   Descs& operator=(const Descs&) = delete;
 };
 
-/// Device memory from the caching allocator for the scope of one call.
-struct Workspace {
-  Device dev;
-  void* ptr = nullptr;
-  size_t size = 0;
-  Workspace(int device, size_t n) : dev(DeviceType::cuda, device), size(n) {
-    if (n > 0) ptr = allocator_for(dev).allocate(n);
-  }
-  ~Workspace() {
-    if (ptr) allocator_for(dev).deallocate(ptr);
-  }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-};
-
 /// The largest search workspace we can get, halving on out-of-memory.
 std::unique_ptr<Workspace> search_workspace(int device) {
   for (size_t n = kMaxWorkspace; n >= (size_t(1) << 20); n /= 2) {
@@ -131,15 +116,6 @@ struct Algo {
 
 enum class Pass { fwd, bwd_data, bwd_filter };
 using Key = std::array<int64_t, 24>;
-
-/// The largest power of two dividing the address, capped at 256: an algorithm chosen on
-/// 256-byte aligned buffers may use vector loads an offset view cannot take.
-int64_t alignment(const void* p) {
-  auto a = reinterpret_cast<uintptr_t>(p);
-  int64_t k = 1;
-  while (k < 256 && a % uintptr_t(k * 2) == 0) k *= 2;
-  return k;
-}
 
 Key make_key(Pass pass, DType dtype, const ConvGeometry& g, int device, bool det,
              std::array<const void*, 3> bufs) {
@@ -219,15 +195,6 @@ void run_algo(const Key& key, Algo a, const Descs& d, int device, bool det, cons
   }
   throw_none(det, what, g);
 }
-
-struct Scalars {
-  float f1 = 1.f, f0 = 0.f;
-  double d1 = 1.0, d0 = 0.0;
-  bool dbl;
-  explicit Scalars(DType t) : dbl(t == DType::f64) {}
-  const void* one() const { return dbl ? static_cast<const void*>(&d1) : &f1; }
-  const void* zero() const { return dbl ? static_cast<const void*>(&d0) : &f0; }
-};
 
 }  // namespace
 
