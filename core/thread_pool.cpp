@@ -37,7 +37,10 @@ namespace ember {
 //    Back-to-back loops of one step start within microseconds; an idle process costs
 //    nothing. 200 us covers the gaps between the loops of a LeNet step; 50 and 1000 us
 //    measured the same within the noise.
-//  - The caller is thread 0 and takes its own share; it waits for the others the same way.
+//  - The caller is thread 0: it claims task 0 before waking anyone, then runs its share.
+//    Each thread's share is a range of tasks with an atomic cursor; a thread whose range is
+//    done takes the unstarted tasks of the others' ranges (Note [Taking unstarted tasks]).
+//    The caller waits only for tasks that are running, the same way the workers wait.
 //  - The thread count is OpenMP's (omp_get_max_threads), so OMP_NUM_THREADS and
 //    omp_set_num_threads keep their meaning; workers are started when first needed.
 //  - A loop started inside a task, or from a second thread while the workers are busy (a
@@ -48,6 +51,17 @@ namespace ember {
 // Measured (bench/results/2026-12-01-cpu-steps-workers.md): two threads against one went from
 // 0.97x to 1.91x (median) on the LeNet step and from 1.28x to 1.76x on the MLP step; with a
 // busy process beside them, polling workers cost nothing against sleeping ones.
+//
+// Note [Taking unstarted tasks]: with a static split, a loop lasts as long as its slowest
+// thread. When another process keeps one of the two cores busy, the worker on it gets the
+// core late or for half the time, and two threads ran about 10% slower than one. Now the
+// caller (or any thread done early) takes over the tasks a worker has not begun, so a loop
+// never waits for a thread that is not running, and a worker that was never scheduled costs
+// nothing. On an idle machine each thread still takes its own range first (caller: range
+// 0), so consecutive loops keep their data in the same core's cache. Results do not change:
+// the partition into tasks depends on the task count alone, never on which thread runs a
+// task. Claims are tagged with the job's generation, so a worker that wakes after its job
+// has ended claims nothing.
 // EMBER_SPIN_US=N sets the polling time in microseconds (0: sleep at once). OMP_WAIT_POLICY
 // and GOMP_SPINCOUNT are libgomp's and keep governing its threads only (oneDNN's); ember's
 // programs set the former to passive at start (Note [One thread pool]), which must not stop
@@ -115,34 +129,57 @@ void run_inline(int tasks, detail::TaskFn fn, void* ctx) {
 
 
 struct alignas(64) Slot {
-  std::atomic<uint32_t> go{0};  // bumped by the caller: a job for this worker
+  std::atomic<uint32_t> go{0};  // the job's generation, stored by the caller: a job for this worker
 };
+
+/// One thread's share of a job: tasks [next, end), claimed front to back by the owner and,
+/// once the owner's share is done, by any other thread of the job.
+struct alignas(64) Range {
+  std::atomic<uint64_t> cursor{0};  // generation << 32 | next task
+  std::atomic<int> end{0};
+};
+
+std::atomic<bool> g_paused{false};  // detail::pause_workers_for_test
 
 class Pool {
  public:
-  /// Runs the job on `threads` threads (threads >= 2), the caller included.
+  /// The most threads a job uses (the ranges are fixed, so that a late worker never reads
+  /// freed memory).
+  static constexpr int kMaxThreads = 256;
+
+  /// Runs the job on up to `threads` threads (threads >= 2), the caller included.
   void run(int tasks, int threads, detail::TaskFn fn, void* ctx) {
-    threads = std::min(threads, ensure_workers(threads - 1) + 1);
+    threads = std::min({threads, kMaxThreads, ensure_workers(threads - 1) + 1});
     if (threads < 2) {
       run_inline(tasks, fn, ctx);
       return;
     }
+    // Publish the job: its fields, then each range under the new generation (release), so a
+    // thread that claims a task of this generation sees them.
     fn_ = fn;
     ctx_ = ctx;
     tasks_ = tasks;
-    threads_ = threads;
     error_ = nullptr;
-    const uint32_t done0 = done_.load(std::memory_order_relaxed);
-    pending_.store(threads - 1, std::memory_order_relaxed);
+    finished_.store(0, std::memory_order_relaxed);
+    nranges_.store(threads, std::memory_order_relaxed);
+    const uint32_t gen = ++gen_;
+    for (int k = 0; k < threads; ++k) {
+      ranges_[k].end.store(int(int64_t(tasks) * (k + 1) / threads), std::memory_order_relaxed);
+      ranges_[k].cursor.store(uint64_t(gen) << 32 | uint64_t(int64_t(tasks) * k / threads), std::memory_order_release);
+    }
+    const int first = claim(ranges_[0], gen);  // task 0 is the caller's, whoever wakes first
     for (int w = 1; w < threads; ++w) {
       Slot& s = *slots_[size_t(w - 1)];
-      s.go.fetch_add(1, std::memory_order_release);
+      s.go.store(gen, std::memory_order_release);
       s.go.notify_one();
     }
-    run_share(0);
-    if (pending_.load(std::memory_order_acquire) != 0) {
-      uint32_t d = done0;
-      while (pending_.load(std::memory_order_acquire) != 0) d = wait_change(done_, d);
+    if (first >= 0) run_task(first);
+    work(0, gen);
+    // Every task claimed, by us or by workers; wait for those still running.
+    for (;;) {
+      const uint32_t d = done_.load(std::memory_order_acquire);
+      if (finished_.load(std::memory_order_acquire) == tasks) break;
+      wait_change(done_, d);
     }
     if (error_) std::rethrow_exception(error_);
   }
@@ -150,21 +187,45 @@ class Pool {
   std::mutex& busy() { return busy_; }
 
  private:
-  void run_share(int k) {
-    const int b = int(int64_t(tasks_) * k / threads_), e = int(int64_t(tasks_) * (k + 1) / threads_);
-    for (int t = b; t < e; ++t) {
-      try {
-        fn_(ctx_, t);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mu_);
-        if (!error_) error_ = std::current_exception();
-      }
+  /// Claims the next task of r for job `gen`; -1 when r has none left or the job is over.
+  int claim(Range& r, uint32_t gen) {
+    uint64_t c = r.cursor.load(std::memory_order_acquire);
+    for (;;) {
+      if (uint32_t(c >> 32) != gen) return -1;
+      const int t = int(uint32_t(c));
+      if (t >= r.end.load(std::memory_order_relaxed)) return -1;
+      if (r.cursor.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) return t;
+    }
+  }
+
+  /// Runs a claimed task; the job stays alive until its last task has finished here.
+  void run_task(int t) {
+    const int total = tasks_;
+    try {
+      fn_(ctx_, t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+    if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == total) {
+      done_.fetch_add(1, std::memory_order_release);
+      done_.notify_one();
+    }
+  }
+
+  /// Thread k's part of job `gen`: its own range, then whatever the others have not started.
+  void work(int k, uint32_t gen) {
+    const int n = nranges_.load(std::memory_order_relaxed);
+    for (int i = 0; i < n; ++i) {
+      Range& r = ranges_[(k + i) % n];
+      for (int t; (t = claim(r, gen)) >= 0;) run_task(t);
     }
   }
 
   /// Starts workers until there are n; returns how many there are (fewer when the system
   /// refuses a thread: the loops then run on fewer threads).
   int ensure_workers(int n) {
+    n = std::min(n, kMaxThreads - 1);
     while (int(slots_.size()) < n) {
       auto slot = std::make_unique<Slot>();
       Slot* s = slot.get();
@@ -184,20 +245,19 @@ class Pool {
     uint32_t seen = 0;
     for (;;) {
       seen = wait_change(slot.go, seen);
-      run_share(k);
-      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        done_.fetch_add(1, std::memory_order_release);
-        done_.notify_one();
-      }
+      if (!g_paused.load(std::memory_order_relaxed)) work(k, seen);
     }
   }
 
   std::mutex busy_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::unique_ptr<Range[]> ranges_ = std::make_unique<Range[]>(kMaxThreads);
   detail::TaskFn fn_ = nullptr;
   void* ctx_ = nullptr;
-  int tasks_ = 0, threads_ = 0;
-  alignas(64) std::atomic<int> pending_{0};
+  int tasks_ = 0;
+  uint32_t gen_ = 0;
+  std::atomic<int> nranges_{0};
+  alignas(64) std::atomic<int> finished_{0};
   alignas(64) std::atomic<uint32_t> done_{0};
   std::mutex error_mu_;
   std::exception_ptr error_;
@@ -234,6 +294,8 @@ bool in_parallel_region() { return t_in_task; }
 int parallel_threads() { return t_in_task || omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
 namespace detail {
+
+void pause_workers_for_test(bool paused) { g_paused.store(paused); }
 
 void run_tasks(int tasks, int threads, TaskFn fn, void* ctx) {
   if (tasks <= 0) return;

@@ -20,11 +20,16 @@ int parallel_threads();
 namespace detail {
 using TaskFn = void (*)(void* ctx, int task);
 void run_tasks(int tasks, int threads, TaskFn fn, void* ctx);
+/// Tests only: paused workers ignore new jobs, so their callers run every task themselves.
+void pause_workers_for_test(bool paused);
 }  // namespace detail
 
-/// Runs f(t) once for every t in [0, tasks) on min(threads, tasks) threads, the caller being
-/// one of them; thread k takes the contiguous tasks [tasks*k/n, tasks*(k+1)/n), as OpenMP's
-/// `for schedule(static)`. Returns when every task has finished; rethrows the first exception
+/// Runs f(t) once for every t in [0, tasks) on at most min(threads, tasks) threads, the
+/// caller being one of them and running task 0. Thread k starts on the contiguous tasks
+/// [tasks*k/n, tasks*(k+1)/n), as OpenMP's `for schedule(static)`; a thread whose share is
+/// done takes the tasks another has not started yet (a worker still waking, or descheduled
+/// by another process), so which thread runs a task is not fixed: a task's result must not
+/// depend on its thread. Returns when every task has finished; rethrows the first exception
 /// a task threw (the other tasks still run). Runs inline, on the caller alone, when threads
 /// is 1, inside another parallel_tasks, or while another thread is using the workers.
 template <class F>
