@@ -127,7 +127,6 @@ void run_inline(int tasks, detail::TaskFn fn, void* ctx) {
   if (error) std::rethrow_exception(error);
 }
 
-
 struct alignas(64) Slot {
   std::atomic<uint32_t> go{0};  // the job's generation, stored by the caller: a job for this worker
 };
